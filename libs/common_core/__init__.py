@@ -1,0 +1,1 @@
+"""Contracts shared by HuleEdu services: event envelopes, payloads, topics and status values."""

@@ -1,0 +1,1 @@
+"""Utilities every HuleEdu service uses: structured logging and HTTP metrics."""

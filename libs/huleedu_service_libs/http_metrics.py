@@ -1,0 +1,40 @@
+"""The HTTP request metrics every HuleEdu service exposes, and a Quart hook to record them."""
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from quart import Quart, Response, g, request
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by method, route and status code.",
+            ["method", "endpoint", "status_code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route.",
+            ["method", "endpoint"],
+            registry=registry,
+        )
+
+    def instrument(self, app: Quart) -> None:
+        app.before_request(self._start_timer)
+        app.after_request(self._record)
+
+    async def _start_timer(self) -> None:
+        g.http_metrics_started = time.perf_counter()
+
+    async def _record(self, response: Response) -> Response:
+        started = g.get("http_metrics_started")
+        # The route template, not the raw path, keeps label cardinality bounded.
+        endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        if started is not None:
+            self.duration.labels(request.method, endpoint).observe(
+                time.perf_counter() - started
+            )
+        return response

@@ -1,0 +1,138 @@
+"""Serves the OpenAPI 3 description of the HTTP API, built from the same Pydantic models."""
+
+from functools import cache
+from typing import Any
+
+from quart import Blueprint, Response
+
+from batch_conductor_service.api.responses import json_response
+from batch_conductor_service.api_models import (
+    ErrorResponse,
+    PipelineDefineRequest,
+    PipelineDefineResponse,
+)
+
+openapi_bp = Blueprint("openapi", __name__)
+
+_REF = "#/components/schemas/{model}"
+
+
+def _json_body(schema_name: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=schema_name)}}},
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json_body("ErrorResponse", description)
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (PipelineDefineRequest, PipelineDefineResponse, ErrorResponse):
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    health_schema = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+    }
+    schemas["Health"] = health_schema
+    correlation_header = {
+        "X-Correlation-ID": {
+            "description": "The request's correlation id (from the body, the header, or new).",
+            "schema": {"type": "string"},
+        }
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Batch Conductor Service",
+            "version": "1.0.0",
+            "description": "Tells the Batch Orchestrator which processing steps a batch "
+            "still needs, dependencies first, completed steps pruned.",
+        },
+        "paths": {
+            "/internal/v1/pipelines/define": {
+                "post": {
+                    "summary": "Resolve the steps a batch still needs for a pipeline or step",
+                    "operationId": "definePipeline",
+                    "parameters": [
+                        {
+                            "name": "X-Correlation-ID",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="PipelineDefineRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            **_json_body("PipelineDefineResponse", "The steps still to run."),
+                            "headers": correlation_header,
+                        },
+                        "400": _error("Not JSON, not an object, invalid fields, or unknown name."),
+                        "413": _error("Body larger than BCS_MAX_REQUEST_BYTES."),
+                        "500": _error("A bug; never carries a stack trace."),
+                        "503": {
+                            **_error("Batch state cannot be read now."),
+                            "headers": {
+                                "Retry-After": {
+                                    "description": "Seconds to wait before retrying.",
+                                    "schema": {"type": "integer"},
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Health of the service and each dependency",
+                    "operationId": "health",
+                    "responses": {
+                        "200": _json_body("Health", "ok or degraded"),
+                        "503": _json_body("Health", "unhealthy"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": {"description": "OpenAPI 3 document."}},
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+@openapi_bp.get("/openapi.json")
+async def openapi() -> Response:
+    return json_response(200, openapi_document())

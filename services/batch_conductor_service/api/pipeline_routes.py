@@ -1,0 +1,45 @@
+from typing import Any
+
+from dishka import FromDishka
+from pydantic import ValidationError
+from quart import Blueprint, Response, g, request
+from quart_dishka import inject
+
+from batch_conductor_service.api.responses import error_response, json_response
+from batch_conductor_service.api_models import PipelineDefineRequest, PipelineDefineResponse
+from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
+from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger
+
+pipeline_bp = Blueprint("pipelines", __name__, url_prefix="/internal/v1/pipelines")
+logger = get_logger(__name__)
+
+
+@pipeline_bp.post("/define")
+@inject
+async def define_pipeline(
+    service: FromDishka[PipelineResolutionServiceProtocol],
+) -> Response:
+    body: Any = await request.get_json(force=True, silent=True)
+    if body is None:
+        return error_response(400, "invalid_json", "request body must be a JSON object")
+    if not isinstance(body, dict):
+        return error_response(400, "invalid_request", "request body must be a JSON object")
+    if isinstance(body.get("correlation_id"), str) and body["correlation_id"].strip():
+        g.correlation_id = body["correlation_id"].strip()
+        bind_correlation_id(g.correlation_id)
+    try:
+        payload = PipelineDefineRequest.model_validate(body)
+    except ValidationError as exc:
+        detail = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return error_response(400, "validation_failed", detail)
+    logger.info(
+        "pipeline_define_requested",
+        batch_id=payload.batch_id,
+        requested_pipeline=payload.requested_pipeline,
+        batch_metadata=payload.batch_metadata,
+    )
+    resolution = await service.resolve(payload.batch_id, payload.requested_pipeline)
+    return json_response(200, PipelineDefineResponse.from_resolution(resolution).model_dump())

@@ -1,0 +1,87 @@
+"""Settings from BCS_* environment variables, validated once at start-up."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BCS_"
+
+
+class Environment(StrEnum):
+    TESTING = "testing"
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A BCS_* variable has a value the service cannot run with; the message names it."""
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+    USE_MOCK_REPOSITORY: bool = False
+
+    HTTP_HOST: str = Field(default="0.0.0.0", min_length=1)
+    HTTP_PORT: int = Field(default=4002, ge=0, le=65535)
+    HTTP_TIMEOUT: Seconds = 30.0
+    MAX_REQUEST_BYTES: int = Field(default=64 * 1024, ge=256)
+    SHUTDOWN_TIMEOUT_SECONDS: Seconds = 10.0
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    PIPELINES_PATH: Path = Path("pipelines.yaml")
+
+    KAFKA_BOOTSTRAP_SERVERS: str = Field(default="localhost:9092", min_length=1)
+    KAFKA_CONSUMER_ENABLED: bool = True
+    KAFKA_CONSUMER_GROUP_ID: str = Field(default="batch_conductor_service", min_length=1)
+    KAFKA_MAX_POLL_RECORDS: int = Field(default=500, ge=1)
+    KAFKA_RETRY_BACKOFF_MAX_SECONDS: Seconds = 30.0
+
+    REDIS_URL: str = Field(default="redis://localhost:6379", min_length=1)
+    REDIS_TTL_SECONDS: int = Field(default=604800, gt=0)
+    REDIS_TIMEOUT_SECONDS: Seconds = 2.0
+
+    DATABASE_URL: str | None = None
+
+    CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
+    CIRCUIT_RESET_SECONDS: Seconds = 10.0
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("ENVIRONMENT", mode="before")
+    @classmethod
+    def _lower_environment(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("DATABASE_URL", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def uses_memory_repository(self) -> bool:
+        return self.ENVIRONMENT is Environment.TESTING or self.USE_MOCK_REPOSITORY
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the environment; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}={error.get('input')!r}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

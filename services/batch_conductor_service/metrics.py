@@ -1,0 +1,80 @@
+"""Every Prometheus metric of the service, declared once against an injected registry."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from huleedu_service_libs.http_metrics import HttpMetrics
+
+
+class BcsMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http = HttpMetrics(registry)
+        self.pipeline_resolutions = Counter(
+            "bcs_pipeline_resolutions_total",
+            "Pipeline resolutions by outcome.",
+            ["status"],
+            registry=registry,
+        )
+        self.pipeline_steps_pruned = Counter(
+            "bcs_pipeline_steps_pruned_total",
+            "Steps left out of an answer because the batch had already completed them.",
+            ["step"],
+            registry=registry,
+        )
+        self.events_processed = Counter(
+            "bcs_events_processed_total",
+            "Consumed events by type and outcome (applied, duplicate, dead_lettered, retried).",
+            ["event_type", "outcome"],
+            registry=registry,
+        )
+        self.dlq_records = Counter(
+            "bcs_dlq_records_total",
+            "Records sent to a dead-letter topic, by original topic and reason.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "bcs_consumer_lag_messages",
+            "Messages between the consumer's position and the partition's end.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.last_event_age = Gauge(
+            "bcs_last_applied_event_age_seconds",
+            "Age of the newest applied event at the time it was applied.",
+            registry=registry,
+        )
+        self.consumer_batch_seconds = Histogram(
+            "bcs_consumer_batch_duration_seconds",
+            "Time to store the effects of one fetched batch of messages.",
+            registry=registry,
+        )
+        self.repository_atomic_retries = Counter(
+            "bcs_repository_atomic_retries_total",
+            "WATCH conflicts that made an atomic write retry.",
+            ["operation"],
+            registry=registry,
+        )
+        self.repository_fallbacks = Counter(
+            "bcs_repository_fallback_writes_total",
+            "Atomic writes that gave up retrying and used commutative single-command writes.",
+            ["operation"],
+            registry=registry,
+        )
+        self.repository_errors = Counter(
+            "bcs_repository_errors_total",
+            "State store operations that failed, by store and operation.",
+            ["store", "operation"],
+            registry=registry,
+        )
+        self.circuit_state = Gauge(
+            "bcs_circuit_breaker_open",
+            "1 while the circuit breaker of a store is open (failing fast), else 0.",
+            ["store"],
+            registry=registry,
+        )
+        self.state_rebuilds = Counter(
+            "bcs_state_rebuilds_total",
+            "Batches whose expired Redis state was rebuilt from PostgreSQL.",
+            registry=registry,
+        )

@@ -1,0 +1,45 @@
+"""The seams of the service. Implementations live in implementations/ and are wired in di.py."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from batch_conductor_service.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.health import ComponentHealth
+from batch_conductor_service.pipeline_rules import Resolution
+
+
+class BatchStateRepositoryProtocol(Protocol):
+    """Stores the batch projection. Raises StateStoreUnavailableError when it cannot answer.
+
+    `apply` is atomic per change and idempotent by `event_id`; outcomes only move forward.
+    """
+
+    async def get_snapshot(self, batch_id: str) -> BatchSnapshot: ...
+
+    async def apply(self, change: BatchStateChange) -> ApplyResult: ...
+
+    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+        """Same as `apply` for each change in order, in as few round trips as the store allows."""
+        ...
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        """One entry per backing store, keyed by the name /healthz shows."""
+        ...
+
+
+class PipelineResolutionServiceProtocol(Protocol):
+    async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution: ...
+
+
+class DlqProducerProtocol(Protocol):
+    async def send(
+        self,
+        *,
+        original_topic: str,
+        payload: bytes,
+        reason: str,
+        error: str,
+        partition: int | None = None,
+        offset: int | None = None,
+        correlation_id: str | None = None,
+    ) -> None: ...
