@@ -1,5 +1,6 @@
 from typing import Any
 
+import orjson
 from dishka import FromDishka
 from pydantic import ValidationError
 from quart import Blueprint, Response, g, request
@@ -19,9 +20,11 @@ logger = get_logger(__name__)
 async def define_pipeline(
     service: FromDishka[PipelineResolutionServiceProtocol],
 ) -> Response:
-    body: Any = await request.get_json(force=True, silent=True)
-    if body is None:
-        return error_response(400, "invalid_json", "request body must be a JSON object")
+    raw = await request.get_data(as_text=False)
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", "request body must be a JSON object")
     if isinstance(body.get("correlation_id"), str) and body["correlation_id"].strip():

@@ -1,0 +1,51 @@
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+from dishka import Provider, Scope
+from prometheus_client import CollectorRegistry
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from batch_conductor_service.app import create_app
+from batch_conductor_service.config import Settings, load_settings
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def unit_settings(**overrides: object) -> Settings:
+    defaults: dict[str, object] = {
+        "ENVIRONMENT": "testing",
+        "KAFKA_CONSUMER_ENABLED": False,
+        "PIPELINES_PATH": REPO_ROOT / "pipelines.yaml",
+    }
+    return load_settings(**{**defaults, **overrides})
+
+
+def repository_provider(repository: BatchStateRepositoryProtocol) -> Provider:
+    provider = Provider(scope=Scope.APP)
+    provider.provide(lambda: repository, provides=BatchStateRepositoryProtocol)
+    return provider
+
+
+AppFactory = Callable[..., Quart]
+
+
+@pytest.fixture
+def make_app() -> AppFactory:
+    def factory(
+        providers: Sequence[Provider] = (),
+        registry: CollectorRegistry | None = None,
+        **settings: object,
+    ) -> Quart:
+        return create_app(unit_settings(**settings), providers=providers, registry=registry)
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_app: AppFactory) -> AsyncIterator[Client]:
+    app = make_app()
+    async with app.test_app():
+        yield app.test_client()
