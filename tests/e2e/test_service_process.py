@@ -8,7 +8,9 @@ DEFINE = "/internal/v1/pipelines/define"
 
 
 def test_define_over_http(service: RunningService) -> None:
-    status, body = service.post_json(DEFINE, {"batch_id": "b1", "requested_pipeline": "ai_feedback"})
+    status, body = service.post_json(
+        DEFINE, {"batch_id": "b1", "requested_pipeline": "ai_feedback"}
+    )
     assert status == 200
     assert body["final_pipeline"] == ["spellcheck", "nlp", "ai_feedback"]
 

@@ -28,7 +28,7 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.KAFKA_BOOTSTRAP_SERVERS == "localhost:9092"
     assert settings.REDIS_URL == "redis://localhost:6379"
     assert settings.REDIS_TTL_SECONDS == 604800
-    assert settings.PIPELINES_PATH == Path("pipelines.yaml")
+    assert Path("pipelines.yaml") == settings.PIPELINES_PATH
 
 
 def test_values_come_from_bcs_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,9 @@ class FakeClock:
         return self.now
 
 
-def essay(event_id: str, essay_id: str, result: EssayOutcome, batch: str = "b1") -> BatchStateChange:
+def essay(
+    event_id: str, essay_id: str, result: EssayOutcome, batch: str = "b1"
+) -> BatchStateChange:
     return BatchStateChange(
         event_id=event_id,
         batch_id=batch,
@@ -47,7 +49,11 @@ def phase(event_id: str, status: BatchPhaseStatus, minutes: int) -> BatchStateCh
 
 def roster(event_id: str, source: RosterSource, *ids: str) -> BatchStateChange:
     return BatchStateChange(
-        event_id=event_id, batch_id="b1", occurred_at=T0, roster=frozenset(ids), roster_source=source
+        event_id=event_id,
+        batch_id="b1",
+        occurred_at=T0,
+        roster=frozenset(ids),
+        roster_source=source,
     )
 
 
