@@ -15,6 +15,9 @@ class UnknownPipelineError(LookupError):
         self.known_steps = known_steps
 
 
+NO_OUTCOME = "no outcome recorded"
+
+
 class RequestKind(StrEnum):
     PIPELINE = "pipeline"
     STEP = "step"
@@ -75,7 +78,7 @@ def step_completion(step: str, snapshot: BatchSnapshot) -> StepCompletion:
                 False,
                 f"{len(succeeded) + len(failed)} essays have outcomes but the roster is unknown",
             )
-        return StepCompletion(False, "no outcome recorded")
+        return StepCompletion(False, NO_OUTCOME)
     done_ok = roster & succeeded
     done_failed = (roster & failed) - done_ok
     if not roster:
@@ -93,7 +96,18 @@ def step_completion(step: str, snapshot: BatchSnapshot) -> StepCompletion:
     )
 
 
-def resolve(graph: StepGraph, batch_id: str, requested: str, snapshot: BatchSnapshot) -> Resolution:
+@dataclass(frozen=True, slots=True)
+class PipelinePlan:
+    """What a request needs before looking at the batch: every step, dependencies first."""
+
+    requested: str
+    kind: RequestKind
+    steps: tuple[str, ...]
+    added_dependencies: tuple[str, ...]
+
+
+def plan(graph: StepGraph, requested: str) -> PipelinePlan:
+    """Raises UnknownPipelineError, so a bad name is refused before any state is read."""
     name = requested.strip()
     if name in graph.pipelines:
         kind, wanted = RequestKind.PIPELINE, graph.pipelines[name]
@@ -101,33 +115,40 @@ def resolve(graph: StepGraph, batch_id: str, requested: str, snapshot: BatchSnap
         kind, wanted = RequestKind.STEP, (name,)
     else:
         raise UnknownPipelineError(name, sorted(graph.pipelines), sorted(graph.steps))
-
     needed = graph.ordered(graph.closure(wanted))
     added = tuple(step for step in needed if step not in wanted)
+    return PipelinePlan(name, kind, needed, added)
+
+
+def prune(graph: StepGraph, request: PipelinePlan, snapshot: BatchSnapshot) -> Resolution:
     pruned: list[PrunedStep] = []
     observations: list[str] = []
     remaining: list[str] = []
-    for step in needed:
+    for step in request.steps:
         completion = step_completion(step, snapshot)
         if completion.complete:
             pruned.append(PrunedStep(step, completion.reason))
             continue
         remaining.append(step)
-        if completion.reason != "no outcome recorded":
+        if completion.reason != NO_OUTCOME:
             observations.append(f"{step} is not complete: {completion.reason}")
         failures = len(snapshot.failed_for(step))
-        if failures and snapshot.batch_outcomes.get(step) is None:
+        if failures and step not in snapshot.batch_outcomes:
             observations.append(f"{step} failed for {failures} essays so far")
     return Resolution(
-        batch_id=batch_id,
-        requested=name,
-        kind=kind,
+        batch_id=snapshot.batch_id,
+        requested=request.requested,
+        kind=request.kind,
         final_pipeline=tuple(remaining),
         stages=_stages(graph, remaining),
-        added_dependencies=added,
+        added_dependencies=request.added_dependencies,
         pruned=tuple(pruned),
         observations=tuple(observations),
     )
+
+
+def resolve(graph: StepGraph, requested: str, snapshot: BatchSnapshot) -> Resolution:
+    return prune(graph, plan(graph, requested), snapshot)
 
 
 def _stages(graph: StepGraph, remaining: list[str]) -> tuple[tuple[str, ...], ...]:

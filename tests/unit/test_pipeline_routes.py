@@ -263,3 +263,12 @@ async def test_resolutions_are_counted_by_status(make_app: AppFactory) -> None:
     assert registry.get_sample_value("bcs_pipeline_resolutions_total", unknown) == 1
     labels = {"method": "POST", "endpoint": DEFINE, "status_code": "400"}
     assert registry.get_sample_value("http_requests_total", labels) == 1
+
+
+async def test_unknown_pipeline_is_refused_without_reading_the_store(make_app: AppFactory) -> None:
+    app = make_app(providers=[repository_provider(StoreDown())])
+    async with app.test_app():
+        response = await app.test_client().post(
+            DEFINE, json={"batch_id": "b1", "requested_pipeline": "grammar"}
+        )
+    assert response.status_code == 400

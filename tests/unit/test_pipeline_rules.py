@@ -55,19 +55,19 @@ EMPTY = BatchSnapshot.empty("b1")
 def test_unknown_batch_needs_every_step_dependencies_first(
     requested: str, expected: list[str]
 ) -> None:
-    assert list(resolve(GRAPH, "b1", requested, EMPTY).final_pipeline) == expected
+    assert list(resolve(GRAPH, requested, EMPTY).final_pipeline) == expected
 
 
 def test_pipeline_names_win_over_step_names() -> None:
-    assert resolve(GRAPH, "b1", "cj_assessment", EMPTY).kind is RequestKind.PIPELINE
-    assert resolve(GRAPH, "b1", "spellcheck", EMPTY).kind is RequestKind.STEP
+    assert resolve(GRAPH, "cj_assessment", EMPTY).kind is RequestKind.PIPELINE
+    assert resolve(GRAPH, "spellcheck", EMPTY).kind is RequestKind.STEP
 
 
 def test_requesting_a_step_adds_its_dependencies_and_says_so() -> None:
     graph = GRAPH.__class__(
         steps=GRAPH.steps, pipelines={"only_spellcheck": ("spellcheck",)}, order=GRAPH.order
     )
-    resolution = resolve(graph, "b1", "ai_feedback", EMPTY)
+    resolution = resolve(graph, "ai_feedback", EMPTY)
     assert resolution.kind is RequestKind.STEP
     assert resolution.final_pipeline == ("spellcheck", "nlp", "ai_feedback")
     assert resolution.added_dependencies == ("spellcheck", "nlp")
@@ -75,12 +75,12 @@ def test_requesting_a_step_adds_its_dependencies_and_says_so() -> None:
 
 
 def test_surrounding_whitespace_in_the_name_is_ignored() -> None:
-    assert resolve(GRAPH, "b1", "  nlp ", EMPTY).requested == "nlp"
+    assert resolve(GRAPH, "  nlp ", EMPTY).requested == "nlp"
 
 
 def test_unknown_name_lists_what_is_known() -> None:
     with pytest.raises(UnknownPipelineError) as caught:
-        resolve(GRAPH, "b1", "grammar", EMPTY)
+        resolve(GRAPH, "grammar", EMPTY)
     assert caught.value.known_pipelines == ["ai_feedback", "cj_assessment", "comprehensive", "nlp"]
     assert "spellcheck" in caught.value.known_steps
 
@@ -90,7 +90,7 @@ def test_unknown_name_lists_what_is_known() -> None:
 )
 def test_completed_phase_outcome_prunes_the_step(status: BatchPhaseStatus) -> None:
     state = snapshot(outcomes={"spellcheck": outcome(status)})
-    resolution = resolve(GRAPH, "b1", "cj_assessment", state)
+    resolution = resolve(GRAPH, "cj_assessment", state)
     assert resolution.final_pipeline == ("cj_assessment",)
     assert [p.step for p in resolution.pruned] == ["spellcheck"]
     assert status.value in resolution.pruned[0].reason
@@ -99,7 +99,7 @@ def test_completed_phase_outcome_prunes_the_step(status: BatchPhaseStatus) -> No
 
 def test_critically_failed_phase_is_not_complete() -> None:
     state = snapshot(outcomes={"spellcheck": outcome(BatchPhaseStatus.FAILED_CRITICALLY)})
-    resolution = resolve(GRAPH, "b1", "cj_assessment", state)
+    resolution = resolve(GRAPH, "cj_assessment", state)
     assert resolution.final_pipeline == ("spellcheck", "cj_assessment")
     assert "FAILED_CRITICALLY" in (resolution.summary or "")
 
@@ -115,7 +115,7 @@ def test_critical_failure_outranks_essays_that_all_finished() -> None:
 
 def test_one_essay_of_thirty_does_not_complete_the_batch() -> None:
     state = snapshot(roster=ROSTER, succeeded={"spellcheck": {"e0"}})
-    resolution = resolve(GRAPH, "b1", "cj_assessment", state)
+    resolution = resolve(GRAPH, "cj_assessment", state)
     assert resolution.final_pipeline == ("spellcheck", "cj_assessment")
     assert "1 of 30 essays finished" in resolution.summary
 
@@ -156,7 +156,7 @@ def test_empty_roster_completes_nothing() -> None:
 def test_all_done_gives_an_empty_pipeline_and_says_so() -> None:
     done = outcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY)
     state = snapshot(outcomes={step: done for step in GRAPH.order})
-    resolution = resolve(GRAPH, "b1", "comprehensive", state)
+    resolution = resolve(GRAPH, "comprehensive", state)
     assert resolution.final_pipeline == ()
     assert resolution.stages == ()
     assert "Every step is already complete; nothing to run." in resolution.summary
@@ -165,22 +165,22 @@ def test_all_done_gives_an_empty_pipeline_and_says_so() -> None:
 def test_completed_dependent_is_pruned_even_when_its_dependency_is_not_proven() -> None:
     # Re-running a finished CJ step costs money; its own completion is what matters.
     state = snapshot(outcomes={"cj_assessment": outcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY)})
-    assert resolve(GRAPH, "b1", "cj_assessment", state).final_pipeline == ("spellcheck",)
+    assert resolve(GRAPH, "cj_assessment", state).final_pipeline == ("spellcheck",)
 
 
 def test_stages_group_steps_that_can_run_in_parallel() -> None:
-    resolution = resolve(GRAPH, "b1", "comprehensive", EMPTY)
+    resolution = resolve(GRAPH, "comprehensive", EMPTY)
     assert resolution.stages == (("spellcheck",), ("nlp", "cj_assessment"), ("ai_feedback",))
 
 
 def test_stages_start_after_pruned_dependencies() -> None:
     state = snapshot(outcomes={"spellcheck": outcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY)})
-    resolution = resolve(GRAPH, "b1", "comprehensive", state)
+    resolution = resolve(GRAPH, "comprehensive", state)
     assert resolution.stages == (("nlp", "cj_assessment"), ("ai_feedback",))
 
 
 def test_failures_seen_are_reported_in_the_summary() -> None:
     state = snapshot(roster=ROSTER, failed={"spellcheck": {"e1", "e2"}})
-    summary = resolve(GRAPH, "b1", "nlp", state).summary
+    summary = resolve(GRAPH, "nlp", state).summary
     assert "Spellcheck failed for 2 essays so far." in summary
     assert "Spellcheck is not complete: 2 of 30 essays finished." in summary

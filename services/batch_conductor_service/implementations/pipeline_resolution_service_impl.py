@@ -1,7 +1,7 @@
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
-from batch_conductor_service.pipeline_rules import Resolution, UnknownPipelineError, resolve
+from batch_conductor_service.pipeline_rules import Resolution, UnknownPipelineError, plan, prune
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from huleedu_service_libs.logging_utils import get_logger
 
@@ -19,25 +19,24 @@ class PipelineResolutionService:
         self._metrics = metrics
 
     async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution:
-        name = requested_pipeline.strip()
-        if name not in self._graph.pipelines and name not in self._graph.steps:
+        try:
+            request = plan(self._graph, requested_pipeline)
+        except UnknownPipelineError:
             self._metrics.pipeline_resolutions.labels("unknown_pipeline").inc()
-            raise UnknownPipelineError(
-                name, sorted(self._graph.pipelines), sorted(self._graph.steps)
-            )
+            raise
         try:
             snapshot = await self._repository.get_snapshot(batch_id)
         except StateStoreUnavailableError:
             self._metrics.pipeline_resolutions.labels("state_unavailable").inc()
             raise
-        resolution = resolve(self._graph, batch_id, name, snapshot)
+        resolution = prune(self._graph, request, snapshot)
         self._metrics.pipeline_resolutions.labels("success").inc()
         for pruned in resolution.pruned:
             self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()
         logger.info(
             "pipeline_resolved",
             batch_id=batch_id,
-            requested_pipeline=name,
+            requested_pipeline=request.requested,
             final_pipeline=list(resolution.final_pipeline),
             pruned=[p.step for p in resolution.pruned],
         )
