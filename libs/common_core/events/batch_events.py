@@ -1,0 +1,45 @@
+"""Batch-level events of the Essay Lifecycle and Batch Orchestrator (CONTRACTS.md 2.4 to 2.6)."""
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from common_core.enums import BatchPhaseStatus
+from common_core.events.building_blocks import (
+    ContractModel,
+    EntityReference,
+    EssayProcessingInputRef,
+    NonEmptyStr,
+    SystemMetadata,
+)
+
+
+def _parse_phase_status(value: object) -> object:
+    return BatchPhaseStatus.parse(value) if isinstance(value, str) else value
+
+
+class ELSBatchPhaseOutcomeV1(ContractModel):
+    batch_id: NonEmptyStr
+    phase_name: NonEmptyStr
+    phase_status: Annotated[BatchPhaseStatus, BeforeValidator(_parse_phase_status)]
+    processed_essays: list[EssayProcessingInputRef] = Field(default_factory=list)
+    failed_essay_ids: list[NonEmptyStr] = Field(default_factory=list)
+    correlation_id: str | None = None
+
+
+class BatchEssaysRegistered(ContractModel):
+    event: str | None = None
+    batch_id: NonEmptyStr
+    expected_essay_count: int | None = None
+    essay_ids: list[NonEmptyStr]
+    metadata: SystemMetadata | None = None
+
+
+class BatchEssaysReady(ContractModel):
+    event: str | None = None
+    batch_id: NonEmptyStr
+    ready_essays: list[EssayProcessingInputRef]
+    batch_entity: EntityReference | None = None
+    metadata: SystemMetadata | None = None
+    validation_failures: list[Any] | None = None
+    total_files_processed: int | None = None

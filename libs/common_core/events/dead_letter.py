@@ -1,0 +1,44 @@
+"""What a service sends to `<topic>.DLQ` (CONTRACTS.md section 3): enough to replay by hand."""
+
+import base64
+import binascii
+from enum import StrEnum
+from typing import Literal
+
+from common_core.events.building_blocks import ContractModel, UtcDatetime
+
+
+class DeadLetterReason(StrEnum):
+    INVALID_JSON = "invalid_json"
+    SCHEMA_VALIDATION_FAILED = "schema_validation_failed"
+    UNPLACEABLE_EVENT = "unplaceable_event"
+    RESOLUTION_FAILED = "resolution_failed"
+
+
+class DeadLetterRecord(ContractModel):
+    original_payload: str
+    # Bytes that are not UTF-8 cannot travel as JSON text; they go as base64 instead.
+    original_payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    original_topic: str
+    original_partition: int | None = None
+    original_offset: int | None = None
+    reason: DeadLetterReason | str
+    error: str
+    failing_service: str
+    failed_at: UtcDatetime
+    correlation_id: str | None = None
+
+    @staticmethod
+    def encode_payload(raw: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
+        try:
+            return raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii"), "base64"
+
+    def payload_bytes(self) -> bytes:
+        if self.original_payload_encoding == "base64":
+            try:
+                return base64.b64decode(self.original_payload, validate=True)
+            except binascii.Error as exc:
+                raise ValueError("original_payload is not valid base64") from exc
+        return self.original_payload.encode("utf-8")
