@@ -49,8 +49,14 @@ class Settings(BaseSettings):
     REDIS_URL: str = Field(default="redis://localhost:6379", min_length=1)
     REDIS_TTL_SECONDS: int = Field(default=604800, gt=0)
     REDIS_TIMEOUT_SECONDS: Seconds = 2.0
+    # No braces: the batch id's `{...}` must be the only hash tag in a key.
+    REDIS_KEY_PREFIX: str = Field(default="bcs", pattern=r"^[A-Za-z0-9_:.-]+$")
+    REDIS_MAX_CONNECTIONS: int = Field(default=64, ge=1)
 
     DATABASE_URL: str | None = None
+    DATABASE_SCHEMA: str = Field(default="bcs", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    DATABASE_POOL_MAX_SIZE: int = Field(default=10, ge=1)
+    DATABASE_TIMEOUT_SECONDS: Seconds = 5.0
 
     CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     CIRCUIT_RESET_SECONDS: Seconds = 10.0

@@ -17,6 +17,7 @@ from batch_conductor_service.implementations.mock_batch_state_repository import 
 from batch_conductor_service.implementations.pipeline_resolution_service_impl import (
     PipelineResolutionService,
 )
+from batch_conductor_service.implementations.state_store_factory import open_state_store
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
 from batch_conductor_service.protocols import (
@@ -44,10 +45,8 @@ class RepositoryProvider(Provider):
         if settings.uses_memory_repository:
             yield InMemoryBatchStateRepository(ttl_seconds=settings.REDIS_TTL_SECONDS)
             return
-        raise RuntimeError(
-            "the Redis repository is not available in this build; set BCS_USE_MOCK_REPOSITORY=true "
-            "or BCS_ENVIRONMENT=testing to use the in-memory repository"
-        )
+        async with open_state_store(settings, metrics) as repository:
+            yield repository
 
 
 class ServiceProvider(Provider):

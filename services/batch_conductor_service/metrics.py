@@ -73,6 +73,11 @@ class BcsMetrics:
             ["store"],
             registry=registry,
         )
+        self.repository_read_fallbacks = Counter(
+            "bcs_repository_read_fallbacks_total",
+            "Snapshot reads served by PostgreSQL because Redis could not answer.",
+            registry=registry,
+        )
         self.state_rebuilds = Counter(
             "bcs_state_rebuilds_total",
             "Batches whose expired Redis state was rebuilt from PostgreSQL.",

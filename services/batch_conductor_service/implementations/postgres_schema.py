@@ -1,0 +1,81 @@
+"""The PostgreSQL record's tables, created or migrated at start-up, safely from many replicas."""
+
+import re
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection of its own or one borrowed from a pool: both run queries the same way. Only the
+# stubs make these generic, hence the string.
+AnyConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+SCHEMA_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Replicas starting together take this lock, so only one of them runs the migrations.
+_MIGRATION_LOCK_KEY = 0x4243535F4D4947  # "BCS_MIG"
+
+# Append only: a released migration is never edited; a change of schema is a new entry.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE {schema}.processed_events (
+            batch_id text NOT NULL,
+            event_id text NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (batch_id, event_id)
+        );
+        CREATE TABLE {schema}.roster_essays (
+            batch_id text NOT NULL,
+            source text NOT NULL,
+            essay_id text NOT NULL,
+            PRIMARY KEY (batch_id, source, essay_id)
+        );
+        CREATE TABLE {schema}.essay_outcomes (
+            batch_id text NOT NULL,
+            step text NOT NULL,
+            essay_id text NOT NULL,
+            succeeded boolean NOT NULL,
+            PRIMARY KEY (batch_id, step, essay_id)
+        );
+        -- "C" collation: ties on time are broken by status exactly as Python compares strings.
+        CREATE TABLE {schema}.batch_outcomes (
+            batch_id text NOT NULL,
+            step text NOT NULL,
+            status text COLLATE "C" NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            PRIMARY KEY (batch_id, step)
+        );
+        """,
+    ),
+)
+
+
+def quoted_schema(schema: str) -> str:
+    if not SCHEMA_NAME_PATTERN.fullmatch(schema):
+        raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
+    return f'"{schema}"'
+
+
+async def ensure_schema(connection: AnyConnection, schema: str) -> list[int]:
+    """Applies the migrations this database has not seen yet; returns their versions."""
+    name = quoted_schema(schema)
+    applied_now: list[int] = []
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+        await connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {name}.schema_migrations ("
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        rows = await connection.fetch(f"SELECT version FROM {name}.schema_migrations")
+        done = {row["version"] for row in rows}
+        for version, sql in MIGRATIONS:
+            if version not in done:
+                await connection.execute(sql.format(schema=name))
+                await connection.execute(
+                    f"INSERT INTO {name}.schema_migrations (version) VALUES ($1)", version
+                )
+                applied_now.append(version)
+    return applied_now

@@ -1,0 +1,77 @@
+"""Where one batch lives in Redis, and how its facts are spelled as set members.
+
+Every key of a batch embeds the hash tag `{<batch_id>}`, so the whole batch sits in one Redis
+Cluster slot and one WATCH/MULTI/EXEC can cover it. All facts are set members: adding one is a
+single commutative command, which is what lets the non-atomic fallback lose nothing.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from batch_conductor_service.batch_state import BatchOutcome, RosterSource
+from batch_conductor_service.implementations.stored_batch import as_utc
+from common_core.enums import BatchPhaseStatus
+
+# Unit separator: never part of a step name, and splitting at its first occurrence keeps any
+# essay id intact.
+SEPARATOR = "\x1f"
+
+# Added to the events set by every write. Its presence means "this batch's state is here in
+# full"; its absence means the batch is unknown or expired (and may need a rebuild).
+PRESENT_MARKER = "\x00present"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchKeys:
+    prefix: str
+    batch_id: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:{{{self.batch_id}}}:{name}"
+
+    @property
+    def events(self) -> str:
+        return self._key("events")
+
+    @property
+    def succeeded(self) -> str:
+        return self._key("succeeded")
+
+    @property
+    def failed(self) -> str:
+        return self._key("failed")
+
+    @property
+    def outcomes(self) -> str:
+        return self._key("outcomes")
+
+    def roster(self, source: RosterSource) -> str:
+        return self._key(f"roster:{source.value}")
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.events,
+            self.succeeded,
+            self.failed,
+            self.outcomes,
+            *(self.roster(source) for source in RosterSource),
+        )
+
+
+def essay_member(step: str, essay_id: str) -> str:
+    return f"{step}{SEPARATOR}{essay_id}"
+
+
+def parse_essay_member(member: str) -> tuple[str, str]:
+    step, essay_id = member.split(SEPARATOR, 1)
+    return step, essay_id
+
+
+def outcome_member(step: str, outcome: BatchOutcome) -> str:
+    return SEPARATOR.join((step, as_utc(outcome.occurred_at).isoformat(), outcome.status.value))
+
+
+def parse_outcome_member(member: str) -> tuple[str, BatchOutcome]:
+    step, occurred_at, status = member.split(SEPARATOR, 2)
+    return step, BatchOutcome(BatchPhaseStatus(status), datetime.fromisoformat(occurred_at))

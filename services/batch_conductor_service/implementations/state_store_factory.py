@@ -1,0 +1,95 @@
+"""Opens the configured production state store and closes its clients when done."""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from batch_conductor_service.config import Settings
+from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
+from batch_conductor_service.implementations.durable_batch_state_repository import (
+    DurableBatchStateRepository,
+)
+from batch_conductor_service.implementations.postgres_batch_record import PostgresBatchRecord
+from batch_conductor_service.implementations.postgres_schema import ensure_schema
+from batch_conductor_service.implementations.redis_batch_state_repository import (
+    RedisBatchStateRepository,
+)
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+
+def make_breaker(store: str, settings: Settings, metrics: BcsMetrics) -> CircuitBreaker:
+    gauge = metrics.circuit_state.labels(store)
+    gauge.set(0)
+
+    def report(state: CircuitState) -> None:
+        # Half-open still fails fast for all but the one probe.
+        gauge.set(0 if state is CircuitState.CLOSED else 1)
+        logger.warning("circuit_breaker_state_changed", store=store, state=state.value)
+
+    return CircuitBreaker(
+        store,
+        settings.CIRCUIT_FAILURE_THRESHOLD,
+        settings.CIRCUIT_RESET_SECONDS,
+        on_state_change=report,
+    )
+
+
+def make_redis_client(settings: Settings) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        timeout=settings.REDIS_TIMEOUT_SECONDS,
+        socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        decode_responses=True,
+        # One immediate retry replaces a pooled connection that a Redis restart closed; more,
+        # with redis-py's default backoff, would make every call wait seconds while it is down.
+        retry=Retry(NoBackoff(), 1),
+    )
+    return Redis.from_pool(pool)
+
+
+@asynccontextmanager
+async def open_state_store(
+    settings: Settings, metrics: BcsMetrics
+) -> AsyncIterator[BatchStateRepositoryProtocol]:
+    async with AsyncExitStack() as stack:
+        client = make_redis_client(settings)
+        stack.push_async_callback(client.aclose)
+        redis_repository = RedisBatchStateRepository(
+            client,
+            ttl_seconds=settings.REDIS_TTL_SECONDS,
+            metrics=metrics,
+            breaker=make_breaker("redis", settings, metrics),
+            key_prefix=settings.REDIS_KEY_PREFIX,
+        )
+        if settings.DATABASE_URL is None:
+            yield redis_repository
+            return
+        pool = await asyncpg.create_pool(
+            settings.DATABASE_URL,
+            min_size=1,
+            max_size=settings.DATABASE_POOL_MAX_SIZE,
+            timeout=settings.DATABASE_TIMEOUT_SECONDS,
+            command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
+        )
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as connection:
+            applied = await ensure_schema(connection, settings.DATABASE_SCHEMA)
+        logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=applied)
+        record = PostgresBatchRecord(
+            pool,
+            schema=settings.DATABASE_SCHEMA,
+            metrics=metrics,
+            breaker=make_breaker("postgresql", settings, metrics),
+            timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
+        )
+        yield DurableBatchStateRepository(redis_repository, record, metrics)

@@ -1,0 +1,229 @@
+"""Stores for the repository tests: the real Redis and PostgreSQL on 127.0.0.1 (each test in a
+key prefix or schema of its own, removed after), fakeredis, and a Redis server of the tests'
+own that a test may stop and restart."""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker
+from batch_conductor_service.implementations.durable_batch_state_repository import (
+    DurableBatchStateRepository,
+)
+from batch_conductor_service.implementations.mock_batch_state_repository import (
+    InMemoryBatchStateRepository,
+)
+from batch_conductor_service.implementations.postgres_batch_record import PostgresBatchRecord
+from batch_conductor_service.implementations.postgres_schema import ensure_schema
+from batch_conductor_service.implementations.redis_batch_state_repository import (
+    RedisBatchStateRepository,
+)
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from tests.conftest import service_missing
+
+REDIS_URL = os.environ.get("BCS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DATABASE_URL = os.environ.get("BCS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TTL_SECONDS = 3600
+
+
+@pytest.fixture
+def metrics() -> BcsMetrics:
+    return BcsMetrics(CollectorRegistry())
+
+
+def breaker(store: str, threshold: int = 5, reset_seconds: float = 1.0) -> CircuitBreaker:
+    return CircuitBreaker(store, threshold, reset_seconds)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"bcs-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis_client(key_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except (RedisConnectionError, OSError) as exc:
+        await client.aclose()
+        service_missing(f"Redis at {REDIS_URL} ({exc})")
+    yield client
+    # SCAN is fine here: cleaning up after a test, not serving a request.
+    keys = [key async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    if keys:
+        await client.unlink(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def pg_pool() -> AsyncIterator[asyncpg.Pool]:
+    try:
+        pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=20, timeout=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        service_missing(f"PostgreSQL at {DATABASE_URL} ({exc})")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def pg_schema(pg_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    schema = f"bcs_test_{uuid.uuid4().hex[:12]}"
+    async with pg_pool.acquire() as connection:
+        await ensure_schema(connection, schema)
+    yield schema
+    async with pg_pool.acquire() as connection:
+        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def make_redis_repository(
+    client: Redis, metrics: BcsMetrics, key_prefix: str, **options: object
+) -> RedisBatchStateRepository:
+    return RedisBatchStateRepository(
+        client,
+        ttl_seconds=TTL_SECONDS,
+        metrics=metrics,
+        breaker=breaker("redis"),
+        key_prefix=key_prefix,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def make_record(pool: asyncpg.Pool, schema: str, metrics: BcsMetrics) -> PostgresBatchRecord:
+    return PostgresBatchRecord(pool, schema=schema, metrics=metrics, breaker=breaker("postgresql"))
+
+
+@dataclass
+class StoreUnderTest:
+    """A repository, whether it keeps state past expiry, and how to make a batch expire."""
+
+    repository: BatchStateRepositoryProtocol
+    durable: bool
+    expire: Callable[[str], Awaitable[None]]
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def redis_expiry(
+    client: Redis, repository: RedisBatchStateRepository
+) -> Callable[[str], Awaitable[None]]:
+    async def expire(batch_id: str) -> None:
+        # Let Redis itself expire the keys, as the TTL would, only sooner.
+        for key in repository.keys(batch_id).all:
+            await client.pexpire(key, 1)
+        await asyncio.sleep(0.05)
+
+    return expire
+
+
+# Synchronous so that it can ask for the async store fixtures only for the kinds that need them.
+@pytest.fixture(params=["memory", "fakeredis", "redis", "redis+postgresql"])
+def store(request: pytest.FixtureRequest, metrics: BcsMetrics) -> StoreUnderTest:
+    kind = request.param
+    if kind == "memory":
+        clock = ManualClock()
+        memory = InMemoryBatchStateRepository(ttl_seconds=TTL_SECONDS, clock=clock)
+
+        async def advance(_batch_id: str) -> None:
+            clock.now += TTL_SECONDS + 1
+
+        return StoreUnderTest(memory, durable=False, expire=advance)
+    prefix = request.getfixturevalue("key_prefix")
+    if kind == "fakeredis":
+        from fakeredis import FakeAsyncRedis
+
+        client: Redis = FakeAsyncRedis(decode_responses=True)
+    else:
+        client = request.getfixturevalue("redis_client")
+    redis_repository = make_redis_repository(client, metrics, prefix)
+    expire = redis_expiry(client, redis_repository)
+    if kind != "redis+postgresql":
+        return StoreUnderTest(redis_repository, durable=False, expire=expire)
+    pool = request.getfixturevalue("pg_pool")
+    record = make_record(pool, request.getfixturevalue("pg_schema"), metrics)
+    durable = DurableBatchStateRepository(redis_repository, record, metrics)
+    return StoreUnderTest(durable, durable=True, expire=expire)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnRedisServer:
+    """A redis-server process of the test's own, without persistence, on a free port."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self._binary = binary
+        self._workdir = workdir
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=5)
+            self._process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("the redis-server binary")
+        raise AssertionError("unreachable")
+    server = OwnRedisServer(binary, tmp_path)
+    server.start()
+    yield server
+    server.stop()

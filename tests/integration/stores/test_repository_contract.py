@@ -1,0 +1,176 @@
+"""One contract, run unchanged against every batch state repository."""
+
+import uuid
+
+from batch_conductor_service.batch_state import (
+    ApplyResult,
+    BatchOutcome,
+    EssayOutcome,
+    RosterSource,
+)
+from common_core.enums import BatchPhaseStatus
+from tests.integration.stores.builders import T0, essays, outcome, roster, view
+from tests.integration.stores.conftest import StoreUnderTest
+
+OK = EssayOutcome.SUCCEEDED
+FAILED = EssayOutcome.FAILED
+
+
+def new_batch() -> str:
+    return f"batch-{uuid.uuid4().hex[:8]}"
+
+
+async def test_an_unknown_batch_has_an_empty_snapshot(store: StoreUnderTest) -> None:
+    snapshot = await store.repository.get_snapshot(new_batch())
+    assert snapshot.is_empty
+
+
+async def test_success_outranks_failure_in_either_order(store: StoreUnderTest) -> None:
+    batch = new_batch()
+    repo = store.repository
+    await repo.apply(essays(batch, "spellcheck", FAILED, "e1", "e2"))
+    await repo.apply(essays(batch, "spellcheck", OK, "e1"))
+    await repo.apply(essays(batch, "spellcheck", OK, "e3"))
+    await repo.apply(essays(batch, "spellcheck", FAILED, "e3"))
+    snapshot = await repo.get_snapshot(batch)
+    assert snapshot.succeeded_for("spellcheck") == {"e1", "e3"}
+    assert snapshot.failed_for("spellcheck") == {"e2"}
+
+
+async def test_steps_are_kept_apart(store: StoreUnderTest) -> None:
+    batch = new_batch()
+    await store.repository.apply(essays(batch, "spellcheck", OK, "e1"))
+    await store.repository.apply(essays(batch, "nlp", FAILED, "e1"))
+    snapshot = await store.repository.get_snapshot(batch)
+    assert view(snapshot)["succeeded"] == {"spellcheck": ["e1"]}
+    assert view(snapshot)["failed"] == {"nlp": ["e1"]}
+
+
+async def test_a_redelivered_event_is_a_duplicate_and_changes_nothing(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    change = essays(batch, "spellcheck", OK, "e1")
+    assert await store.repository.apply(change) is ApplyResult.APPLIED
+    before = view(await store.repository.get_snapshot(batch))
+    assert await store.repository.apply(change) is ApplyResult.DUPLICATE
+    assert view(await store.repository.get_snapshot(batch)) == before
+
+
+async def test_a_ready_roster_replaces_a_registered_one_whatever_the_order(
+    store: StoreUnderTest,
+) -> None:
+    first, second = new_batch(), new_batch()
+    await store.repository.apply(roster(first, RosterSource.REGISTERED, "e1", "e2", "e3"))
+    await store.repository.apply(roster(first, RosterSource.READY, "e1", "e2"))
+    await store.repository.apply(roster(second, RosterSource.READY, "e1", "e2"))
+    await store.repository.apply(roster(second, RosterSource.REGISTERED, "e1", "e2", "e3"))
+    for batch in (first, second):
+        snapshot = await store.repository.get_snapshot(batch)
+        assert snapshot.roster == {"e1", "e2"}
+        assert snapshot.roster_source is RosterSource.READY
+
+
+async def test_rosters_from_the_same_source_are_united(store: StoreUnderTest) -> None:
+    batch = new_batch()
+    await store.repository.apply(roster(batch, RosterSource.REGISTERED, "e1"))
+    await store.repository.apply(roster(batch, RosterSource.REGISTERED, "e2"))
+    snapshot = await store.repository.get_snapshot(batch)
+    assert snapshot.roster == {"e1", "e2"}
+    assert snapshot.roster_source is RosterSource.REGISTERED
+
+
+async def test_the_latest_batch_outcome_wins_whatever_the_arrival_order(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    later = outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 10)
+    earlier = outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 5)
+    await store.repository.apply(later)
+    await store.repository.apply(earlier)
+    await store.repository.apply(outcome(batch, "nlp", BatchPhaseStatus.FAILED_CRITICALLY, 1))
+    snapshot = await store.repository.get_snapshot(batch)
+    assert snapshot.batch_outcomes == {
+        "spellcheck": BatchOutcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY, later.occurred_at),
+        "nlp": BatchOutcome(BatchPhaseStatus.FAILED_CRITICALLY, T0.replace(minute=1)),
+    }
+
+
+async def test_outcomes_at_the_same_time_are_ordered_by_status(store: StoreUnderTest) -> None:
+    batch = new_batch()
+    await store.repository.apply(outcome(batch, "nlp", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 3))
+    await store.repository.apply(outcome(batch, "nlp", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 3))
+    snapshot = await store.repository.get_snapshot(batch)
+    assert snapshot.batch_outcomes["nlp"].status is BatchPhaseStatus.COMPLETED_WITH_FAILURES
+
+
+async def test_apply_many_answers_per_change_in_order(store: StoreUnderTest) -> None:
+    one, two = new_batch(), new_batch()
+    a = essays(one, "spellcheck", OK, "e1")
+    b = essays(two, "spellcheck", FAILED, "e9")
+    c = essays(one, "spellcheck", FAILED, "e2")
+    await store.repository.apply(c)
+    results = await store.repository.apply_many([a, b, a, c, roster(two, RosterSource.READY, "e9")])
+    assert results == [
+        ApplyResult.APPLIED,
+        ApplyResult.APPLIED,
+        ApplyResult.DUPLICATE,
+        ApplyResult.DUPLICATE,
+        ApplyResult.APPLIED,
+    ]
+    assert view(await store.repository.get_snapshot(one))["succeeded"] == {"spellcheck": ["e1"]}
+    assert view(await store.repository.get_snapshot(one))["failed"] == {"spellcheck": ["e2"]}
+    assert (await store.repository.get_snapshot(two)).roster == {"e9"}
+
+
+async def test_apply_many_ends_where_applying_one_by_one_does(store: StoreUnderTest) -> None:
+    batch = new_batch()
+    changes = [
+        essays(batch, "spellcheck", FAILED, "e1", "e2"),
+        roster(batch, RosterSource.REGISTERED, "e1", "e2", "e3"),
+        essays(batch, "spellcheck", OK, "e1"),
+        outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 2),
+        outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 1),
+    ]
+    await store.repository.apply_many(changes)
+    assert view(await store.repository.get_snapshot(batch)) == {
+        "roster": ["e1", "e2", "e3"],
+        "roster_source": RosterSource.REGISTERED,
+        "succeeded": {"spellcheck": ["e1"]},
+        "failed": {"spellcheck": ["e2"]},
+        "outcomes": {
+            "spellcheck": BatchOutcome(
+                BatchPhaseStatus.COMPLETED_WITH_FAILURES, T0.replace(minute=2)
+            )
+        },
+    }
+
+
+async def test_expired_state_is_gone_unless_a_durable_record_rebuilds_it(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    await store.repository.apply(roster(batch, RosterSource.READY, "e1"))
+    await store.repository.apply(essays(batch, "spellcheck", OK, "e1"))
+    before = view(await store.repository.get_snapshot(batch))
+    await store.expire(batch)
+    after = await store.repository.get_snapshot(batch)
+    if store.durable:
+        assert view(after) == before
+    else:
+        assert after.is_empty
+
+
+async def test_a_write_after_expiry_starts_from_what_the_store_still_knows(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    first = essays(batch, "spellcheck", OK, "e1")
+    await store.repository.apply(first)
+    await store.expire(batch)
+    await store.repository.apply(essays(batch, "spellcheck", OK, "e2"))
+    expected = ["e1", "e2"] if store.durable else ["e2"]
+    assert view(await store.repository.get_snapshot(batch))["succeeded"] == {"spellcheck": expected}
+    # Only a durable record still remembers the event from before expiry.
+    again = await store.repository.apply(first)
+    assert again is (ApplyResult.DUPLICATE if store.durable else ApplyResult.APPLIED)
