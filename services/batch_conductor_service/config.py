@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     KAFKA_CONSUMER_GROUP_ID: str = Field(default="batch_conductor_service", min_length=1)
     KAFKA_MAX_POLL_RECORDS: int = Field(default=500, ge=1)
     KAFKA_RETRY_BACKOFF_MAX_SECONDS: Seconds = 30.0
+    KAFKA_RETRY_BACKOFF_INITIAL_SECONDS: Seconds = 0.5
+    KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=10.0, ge=3.0)
+    KAFKA_DLQ_SEND_TIMEOUT_SECONDS: Seconds = 10.0
+    RESOLUTION_DLQ_TIMEOUT_SECONDS: Seconds = 2.0
 
     REDIS_URL: str = Field(default="redis://localhost:6379", min_length=1)
     REDIS_TTL_SECONDS: int = Field(default=604800, gt=0)

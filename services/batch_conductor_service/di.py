@@ -2,15 +2,22 @@
 
 from collections.abc import AsyncIterator
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from dishka import Provider, Scope, from_context, provide
 from prometheus_client import CollectorRegistry
 
+from batch_conductor_service import SERVICE_NAME
+from batch_conductor_service.backoff import ExponentialBackoff
 from batch_conductor_service.config import Settings
+from batch_conductor_service.consumer_health import ConsumerHealth
+from batch_conductor_service.event_batch_processor import EventBatchProcessor
+from batch_conductor_service.event_translation import CONSUMED_TOPICS
 from batch_conductor_service.health import (
     ComponentHealth,
     HealthReporters,
     HealthState,
 )
+from batch_conductor_service.implementations.kafka_dlq_producer_impl import KafkaDlqProducer
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
 )
@@ -18,10 +25,12 @@ from batch_conductor_service.implementations.pipeline_resolution_service_impl im
     PipelineResolutionService,
 )
 from batch_conductor_service.implementations.state_store_factory import open_state_store
+from batch_conductor_service.kafka_consumer import EventConsumer
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
 from batch_conductor_service.protocols import (
     BatchStateRepositoryProtocol,
+    DlqProducerProtocol,
     PipelineResolutionServiceProtocol,
 )
 
@@ -55,6 +64,66 @@ class ServiceProvider(Provider):
     resolution = provide(PipelineResolutionService, provides=PipelineResolutionServiceProtocol)
 
 
+class ConsumerProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    async def dead_letters(self, settings: Settings) -> AsyncIterator[DlqProducerProtocol]:
+        producer = KafkaDlqProducer(
+            lambda: AIOKafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS),
+            SERVICE_NAME,
+            settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS,
+        )
+        yield producer
+        await producer.close()
+
+    @provide
+    def consumer_health(self, settings: Settings) -> ConsumerHealth:
+        return ConsumerHealth(enabled=settings.KAFKA_CONSUMER_ENABLED)
+
+    @provide
+    def processor(
+        self,
+        repository: BatchStateRepositoryProtocol,
+        dead_letters: DlqProducerProtocol,
+        metrics: BcsMetrics,
+    ) -> EventBatchProcessor:
+        return EventBatchProcessor(repository, dead_letters, metrics)
+
+    @provide
+    def consumer(
+        self,
+        settings: Settings,
+        processor: EventBatchProcessor,
+        health: ConsumerHealth,
+        metrics: BcsMetrics,
+    ) -> EventConsumer:
+        return EventConsumer(
+            lambda: _kafka_consumer(settings),
+            processor,
+            health,
+            metrics,
+            ExponentialBackoff(
+                settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
+                settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
+            ),
+            settings.KAFKA_MAX_POLL_RECORDS,
+        )
+
+
+def _kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
+    session_ms = int(settings.KAFKA_SESSION_TIMEOUT_SECONDS * 1000)
+    return AIOKafkaConsumer(
+        *CONSUMED_TOPICS,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        group_id=settings.KAFKA_CONSUMER_GROUP_ID,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=session_ms // 3,
+    )
+
+
 class PipelineConfigHealth:
     health_name = "pipeline_config"
 
@@ -71,10 +140,19 @@ class HealthProvider(Provider):
 
     @provide
     def reporters(
-        self, graph: StepGraph, repository: BatchStateRepositoryProtocol
+        self,
+        graph: StepGraph,
+        repository: BatchStateRepositoryProtocol,
+        consumer_health: ConsumerHealth,
     ) -> HealthReporters:
-        return HealthReporters(PipelineConfigHealth(graph), repository)
+        return HealthReporters(PipelineConfigHealth(graph), repository, consumer_health)
 
 
 def default_providers() -> list[Provider]:
-    return [CoreProvider(), RepositoryProvider(), ServiceProvider(), HealthProvider()]
+    return [
+        CoreProvider(),
+        RepositoryProvider(),
+        ServiceProvider(),
+        ConsumerProvider(),
+        HealthProvider(),
+    ]

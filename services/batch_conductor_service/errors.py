@@ -9,3 +9,7 @@ class StateStoreUnavailableError(RuntimeError):
         self.store = store
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
+
+
+class DeadLetterUnavailableError(RuntimeError):
+    """The dead-letter topic cannot take a record now; the message must not be committed."""

@@ -44,6 +44,12 @@ class BcsMetrics:
             "Age of the newest applied event at the time it was applied.",
             registry=registry,
         )
+        self.consumer_errors = Counter(
+            "bcs_consumer_errors_total",
+            "Fetched batches the consumer had to retry, by kind (infrastructure, unexpected).",
+            ["kind"],
+            registry=registry,
+        )
         self.consumer_batch_seconds = Histogram(
             "bcs_consumer_batch_duration_seconds",
             "Time to store the effects of one fetched batch of messages.",

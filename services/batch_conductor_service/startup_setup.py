@@ -14,7 +14,12 @@ from batch_conductor_service.api.responses import error_response
 from batch_conductor_service.config import Settings
 from batch_conductor_service.di import default_providers
 from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.failed_resolution_dlq import (
+    DEFINE_ENDPOINT,
+    dead_letter_failed_resolution,
+)
 from batch_conductor_service.health import HealthReporters
+from batch_conductor_service.kafka_consumer import EventConsumer
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
 from batch_conductor_service.pipeline_rules import UnknownPipelineError
@@ -60,10 +65,17 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
         # Resolve what the service cannot run without now, so a bad setup fails start-up.
         await container.get(BatchStateRepositoryProtocol)
         await container.get(HealthReporters)
+        settings = await container.get(Settings)
+        if settings.KAFKA_CONSUMER_ENABLED:
+            # A background task: an unreachable broker must not keep the HTTP API down.
+            (await container.get(EventConsumer)).start()
         logger.info("service_started")
 
     @app.after_serving
     async def _stop() -> None:
+        settings = await container.get(Settings)
+        consumer = await container.get(EventConsumer)
+        await consumer.stop(settings.SHUTDOWN_TIMEOUT_SECONDS)
         await container.close()
         logger.info("service_stopped")
 
@@ -116,4 +128,6 @@ def setup_error_mapping(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def _bug(exc: Exception) -> Response:
         logger.exception("unhandled_error", path=request.path)
+        if request.endpoint == DEFINE_ENDPOINT:
+            await dead_letter_failed_resolution(exc)
         return error_response(500, "internal_error", "an unexpected error occurred")

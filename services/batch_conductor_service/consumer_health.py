@@ -1,0 +1,51 @@
+"""What /healthz says about the Kafka consumer; updated by the consumer loop as it runs."""
+
+from enum import StrEnum
+
+from batch_conductor_service.health import ComponentHealth, HealthState
+
+
+class ConsumerPhase(StrEnum):
+    DISABLED = "disabled"
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    STOPPED = "stopped"
+
+
+_HEALTHY = {ConsumerPhase.DISABLED, ConsumerPhase.RUNNING}
+
+
+class ConsumerHealth:
+    health_name = "kafka_consumer"
+
+    def __init__(self, enabled: bool) -> None:
+        self.phase = ConsumerPhase.STARTING if enabled else ConsumerPhase.DISABLED
+        self.error: str | None = None
+        self.consecutive_failures = 0
+        self.assigned_partitions = 0
+
+    def running(self, assigned_partitions: int) -> None:
+        self.phase = ConsumerPhase.RUNNING
+        self.error = None
+        self.consecutive_failures = 0
+        self.assigned_partitions = assigned_partitions
+
+    def failing(self, phase: ConsumerPhase, error: str) -> None:
+        self.phase = phase
+        self.error = error
+        self.consecutive_failures += 1
+
+    def stopped(self) -> None:
+        self.phase = ConsumerPhase.STOPPED
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        state = HealthState.OK if self.phase in _HEALTHY else HealthState.DEGRADED
+        detail: dict[str, object] = {"state": self.phase.value}
+        if self.phase is ConsumerPhase.RUNNING:
+            detail["assigned_partitions"] = self.assigned_partitions
+        if self.error is not None and state is HealthState.DEGRADED:
+            detail["error"] = self.error
+            detail["consecutive_failures"] = self.consecutive_failures
+        return {self.health_name: ComponentHealth(state, detail)}
