@@ -1,0 +1,143 @@
+"""`bcs-demo`: publishes one sample batch's events and shows spellcheck pruned from the answer.
+
+Talks to a running service (`bcs-dev`): its broker at BCS_KAFKA_BOOTSTRAP_SERVERS (default:
+the dev launcher's 127.0.0.1:19092) and its API at BCS_DEMO_URL (default:
+http://127.0.0.1:$BCS_HTTP_PORT, port 4002).
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from batch_conductor_service.dev.run import DEFAULT_DEV_BROKER_PORT
+from common_core.events import (
+    BatchEssaysReady,
+    BatchEssaysRegistered,
+    ContractModel,
+    EntityReference,
+    EssayProcessingInputRef,
+    EventEnvelope,
+    SpellcheckResultDataV1,
+)
+from common_core.topics import Topic
+
+ESSAYS = ("essay-1", "essay-2", "essay-3")
+
+
+def _envelope(topic: Topic, data: ContractModel) -> bytes:
+    envelope = EventEnvelope[ContractModel](
+        event_id=str(uuid.uuid4()),
+        event_type=topic.value,
+        event_timestamp=datetime.now(UTC),
+        source_service="bcs_demo",
+        correlation_id=str(uuid.uuid4()),
+        data=data,
+    )
+    # Serialised as the payload's own type, not the envelope's declared bound.
+    return envelope.model_dump_json(serialize_as_any=True).encode()
+
+
+def sample_batch(batch_id: str) -> list[tuple[Topic, bytes]]:
+    batch_ref = EntityReference(entity_id=batch_id, entity_type="batch")
+    events = [
+        (
+            Topic.BATCH_ESSAYS_REGISTERED,
+            _envelope(
+                Topic.BATCH_ESSAYS_REGISTERED,
+                BatchEssaysRegistered(
+                    batch_id=batch_id, expected_essay_count=len(ESSAYS), essay_ids=list(ESSAYS)
+                ),
+            ),
+        ),
+        (
+            Topic.BATCH_ESSAYS_READY,
+            _envelope(
+                Topic.BATCH_ESSAYS_READY,
+                BatchEssaysReady(
+                    batch_id=batch_id,
+                    ready_essays=[
+                        EssayProcessingInputRef(essay_id=e, text_storage_id=f"text-{e}")
+                        for e in ESSAYS
+                    ],
+                    batch_entity=batch_ref,
+                ),
+            ),
+        ),
+    ]
+    for essay in ESSAYS:
+        result = SpellcheckResultDataV1(
+            event_name="essay.spellcheck.completed",
+            entity_ref=EntityReference(entity_id=essay, entity_type="essay", parent_id=batch_id),
+            status="spellchecked_success",
+            corrections_made=2,
+        )
+        events.append((Topic.SPELLCHECK_COMPLETED, _envelope(Topic.SPELLCHECK_COMPLETED, result)))
+    return events
+
+
+def _define(base_url: str, batch_id: str) -> dict[str, Any]:
+    body = json.dumps({"batch_id": batch_id, "requested_pipeline": "cj_assessment"}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/internal/v1/pipelines/define",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+def _show(title: str, answer: dict[str, Any]) -> None:
+    print(f"\n{title}")
+    print(f"  final_pipeline:   {answer['final_pipeline']}")
+    print(f"  analysis_summary: {answer['analysis_summary']}")
+
+
+async def run(bootstrap: str, base_url: str) -> int:
+    batch_id = f"demo-batch-{uuid.uuid4().hex[:8]}"
+    print(f"batch {batch_id}: {len(ESSAYS)} essays; broker {bootstrap}; service {base_url}")
+    before = await asyncio.to_thread(_define, base_url, batch_id)
+    _show("Before any events, /define for cj_assessment:", before)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for topic, value in sample_batch(batch_id):
+            await producer.send_and_wait(topic.value, value)
+    finally:
+        await producer.stop()
+    print("\npublished: registered, ready, and a spellcheck result for every essay")
+    deadline = time.monotonic() + 60
+    after = before
+    while after["final_pipeline"] == before["final_pipeline"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        after = await asyncio.to_thread(_define, base_url, batch_id)
+    _show("After the events, /define for cj_assessment:", after)
+    return 0 if after["final_pipeline"] == ["cj_assessment"] else 1
+
+
+def main() -> None:
+    bootstrap = os.environ.get(
+        "BCS_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEFAULT_DEV_BROKER_PORT}"
+    )
+    port = os.environ.get("BCS_HTTP_PORT", "4002")
+    base_url = os.environ.get("BCS_DEMO_URL", f"http://127.0.0.1:{port}").rstrip("/")
+    try:
+        sys.exit(asyncio.run(run(bootstrap, base_url)))
+    except (urllib.error.URLError, KafkaError, OSError) as exc:
+        print(f"bcs-demo: is the service running (bcs-dev)? {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
