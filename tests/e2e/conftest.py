@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +26,21 @@ def free_port() -> int:
 
 @dataclass
 class RunningService:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     base_url: str
+    log_path: Path
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The service's JSON log lines so far (other lines, if any, are skipped)."""
+        lines = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        return lines
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=timeout)
 
     def request(
         self,
@@ -51,21 +65,24 @@ class RunningService:
         return status, json.loads(body)
 
 
-def start_service(command: list[str], env: dict[str, str], port: int) -> RunningService:
+def start_service(
+    command: list[str], env: dict[str, str], port: int, log_path: Path
+) -> RunningService:
+    # Output goes to a file, not a pipe nobody reads, which would block a chatty service.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env={**clean, "BCS_HTTP_HOST": "127.0.0.1", "BCS_HTTP_PORT": str(port), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    service = RunningService(process, f"http://127.0.0.1:{port}")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env={**clean, "BCS_HTTP_HOST": "127.0.0.1", "BCS_HTTP_PORT": str(port), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    service = RunningService(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
+            output = log_path.read_text(errors="replace")
             raise RuntimeError(f"service exited with {process.returncode}:\n{output}")
         try:
             service.request("GET", "/healthz")
@@ -76,14 +93,19 @@ def start_service(command: list[str], env: dict[str, str], port: int) -> Running
     raise RuntimeError("service did not answer /healthz within 30 s")
 
 
+def stop_if_running(service: RunningService) -> None:
+    if service.process.poll() is None:
+        service.process.kill()
+        service.process.wait(10)
+
+
 @pytest.fixture
-def service() -> Iterator[RunningService]:
+def service(tmp_path: Path) -> Iterator[RunningService]:
     running = start_service(
         [sys.executable, "-m", "batch_conductor_service"],
         {"BCS_USE_MOCK_REPOSITORY": "true", "BCS_KAFKA_CONSUMER_ENABLED": "false"},
         free_port(),
+        tmp_path / "service.log",
     )
     yield running
-    if running.process.poll() is None:
-        running.process.kill()
-        running.process.wait(10)
+    stop_if_running(running)
