@@ -1,0 +1,41 @@
+"""A DlqProducerProtocol that keeps what it is sent, and can be made to fail."""
+
+from dataclasses import dataclass
+
+from batch_conductor_service.errors import DeadLetterUnavailableError
+
+
+@dataclass(frozen=True, slots=True)
+class SentDeadLetter:
+    original_topic: str
+    payload: bytes
+    reason: str
+    error: str
+    partition: int | None
+    offset: int | None
+    correlation_id: str | None
+
+
+class RecordingDlqProducer:
+    def __init__(self, *, failing: bool = False) -> None:
+        self.failing = failing
+        self.sent: list[SentDeadLetter] = []
+
+    async def send(
+        self,
+        *,
+        original_topic: str,
+        payload: bytes,
+        reason: str,
+        error: str,
+        partition: int | None = None,
+        offset: int | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        if self.failing:
+            raise DeadLetterUnavailableError("switched off by the test")
+        self.sent.append(
+            SentDeadLetter(
+                original_topic, payload, reason, error, partition, offset, correlation_id
+            )
+        )
