@@ -17,9 +17,9 @@ from batch_conductor_service.batch_state import (
     EssayOutcome,
     RosterSource,
 )
-from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
+from batch_conductor_service.implementations.guarded_store_call import guarded_store_call
 from batch_conductor_service.implementations.postgres_schema import AnyConnection, quoted_schema
 from batch_conductor_service.implementations.stored_batch import (
     StoredBatch,
@@ -226,16 +226,7 @@ class PostgresBatchRecord:
             )
 
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
-        async def translated() -> T:
-            try:
-                return await run()
-            except STORE_ERRORS as exc:
-                self._metrics.repository_errors.labels(STORE, operation).inc()
-                raise StateStoreUnavailableError(
-                    STORE, f"{type(exc).__name__}: {exc}", self._breaker.reset_seconds
-                ) from exc
-
-        return await self._breaker.call(translated)
+        return await guarded_store_call(self._breaker, STORE_ERRORS, self._metrics, operation, run)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

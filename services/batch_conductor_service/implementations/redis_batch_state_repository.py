@@ -22,9 +22,9 @@ from batch_conductor_service.batch_state import (
     BatchStateChange,
     RosterSource,
 )
-from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
+from batch_conductor_service.implementations.guarded_store_call import guarded_store_call
 from batch_conductor_service.implementations.redis_batch_keys import (
     PRESENT_MARKER,
     BatchKeys,
@@ -255,16 +255,7 @@ class RedisBatchStateRepository:
         ]
 
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
-        async def translated() -> T:
-            try:
-                return await run()
-            except STORE_ERRORS as exc:
-                self._metrics.repository_errors.labels(STORE, operation).inc()
-                raise StateStoreUnavailableError(
-                    STORE, f"{type(exc).__name__}: {exc}", self._breaker.reset_seconds
-                ) from exc
-
-        return await self._breaker.call(translated)
+        return await guarded_store_call(self._breaker, STORE_ERRORS, self._metrics, operation, run)
 
 
 def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:
