@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    REPO_ROOT,
-    RunningService,
-    free_port,
-    start_service,
-    stop_if_running,
-)
+from batch_conductor_service.dev.embedded_broker import free_port
+from tests.e2e.conftest import REPO_ROOT, RunningService, start_service, stop_if_running
 
 BIN = Path(sys.executable).parent
 

