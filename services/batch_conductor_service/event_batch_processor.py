@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from batch_conductor_service.batch_state import ApplyResult
 from batch_conductor_service.event_translation import (
     TranslatedEvent,
     UnprocessableEventError,
@@ -105,8 +106,15 @@ class EventBatchProcessor:
                     partition=item.message.partition,
                     offset=item.message.offset,
                 )
-        newest = max(item.event.change.occurred_at for item in good)
-        self._metrics.last_event_age.set(max(0.0, (self._clock() - newest).total_seconds()))
+        applied = [
+            item.event.change.occurred_at
+            for item, result in zip(good, results, strict=True)
+            if result is ApplyResult.APPLIED
+        ]
+        # Duplicates are replays of old news: counting them would make a redelivery look fresh.
+        if applied:
+            age = (self._clock() - max(applied)).total_seconds()
+            self._metrics.last_event_age.set(max(0.0, age))
 
     async def _dead_letter(self, item: _Bad) -> None:
         message, error = item.message, item.error

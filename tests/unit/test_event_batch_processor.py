@@ -276,6 +276,18 @@ async def test_last_event_age_is_never_negative_when_the_event_comes_from_the_fu
     assert harness.sample("bcs_last_applied_event_age_seconds") == 0.0
 
 
+async def test_last_event_age_ignores_a_redelivered_duplicate() -> None:
+    harness = Harness(now=EVENT_TIME + timedelta(seconds=90))
+    newer = (EVENT_TIME + timedelta(seconds=60)).isoformat()
+    old = ev.ready("b1", ["e1"])
+    await harness.processor.process([msg(READY, 0, old)])
+    await harness.processor.process([msg(READY, 1, ev.ready("b2", ["e1"], timestamp=newer))])
+
+    await harness.processor.process([msg(READY, 2, old)])
+
+    assert harness.sample("bcs_last_applied_event_age_seconds") == pytest.approx(30.0)
+
+
 async def test_last_event_age_is_left_alone_by_a_batch_of_bad_messages() -> None:
     harness = Harness(now=EVENT_TIME + timedelta(seconds=90))
     await harness.processor.process([msg(READY, 0, ev.ready("b1", ["e1"]))])
