@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 
 from batch_conductor_service.batch_state import (
@@ -212,6 +213,14 @@ async def test_a_bug_is_a_500_without_a_stack_trace(make_app: AppFactory) -> Non
     assert "Traceback" not in text
 
 
+async def test_a_bug_is_counted_as_a_failed_resolution(make_app: AppFactory) -> None:
+    registry = CollectorRegistry()
+    app = make_app(providers=[repository_provider(Buggy())], registry=registry)
+    async with app.test_app():
+        await app.test_client().post(DEFINE, json={"batch_id": "b1", "requested_pipeline": "nlp"})
+    assert registry.get_sample_value("bcs_pipeline_resolutions_total", {"status": "failure"}) == 1
+
+
 async def test_correlation_id_from_the_body_wins_and_is_echoed(client: Client) -> None:
     response = await client.post(
         DEFINE,
@@ -250,8 +259,6 @@ async def test_every_log_line_of_a_request_carries_its_correlation_id(
 
 
 async def test_resolutions_are_counted_by_status(make_app: AppFactory) -> None:
-    from prometheus_client import CollectorRegistry
-
     registry = CollectorRegistry()
     app = make_app(registry=registry)
     async with app.test_app():

@@ -29,6 +29,10 @@ class PipelineResolutionService:
         except StateStoreUnavailableError:
             self._metrics.pipeline_resolutions.labels("state_unavailable").inc()
             raise
+        except Exception:
+            # Counted, then left to the app's 500 handler: a bug is never a quiet answer.
+            self._metrics.pipeline_resolutions.labels("failure").inc()
+            raise
         resolution = prune(self._graph, request, snapshot)
         self._metrics.pipeline_resolutions.labels("success").inc()
         for pruned in resolution.pruned:
