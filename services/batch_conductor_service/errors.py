@@ -13,3 +13,7 @@ class StateStoreUnavailableError(RuntimeError):
 
 class DeadLetterUnavailableError(RuntimeError):
     """The dead-letter topic cannot take a record now; the message must not be committed."""
+
+
+class StartupError(RuntimeError):
+    """Something the service cannot run without is missing; the message names the setting."""

@@ -43,3 +43,19 @@ def test_unorderable_pipelines_file_stops_start_up(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "invalid pipeline configuration" in result.stderr
     assert "dependency cycle: a -> b -> a" in result.stderr
+
+
+def test_unreachable_database_stops_start_up_saying_why() -> None:
+    result = run_bcs(
+        {
+            "BCS_USE_MOCK_REPOSITORY": "false",
+            "BCS_KAFKA_CONSUMER_ENABLED": "false",
+            "BCS_HTTP_PORT": "0",
+            "BCS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "BCS_DATABASE_TIMEOUT_SECONDS": "1",
+        }
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("bcs: start-up failed:")
+    assert "cannot connect to the PostgreSQL of BCS_DATABASE_URL" in result.stderr
+    assert "postgres@127.0.0.1" not in result.stderr

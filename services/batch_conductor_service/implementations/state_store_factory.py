@@ -9,6 +9,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from batch_conductor_service.config import Settings
+from batch_conductor_service.errors import StartupError
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.implementations.durable_batch_state_repository import (
     DurableBatchStateRepository,
@@ -74,13 +75,19 @@ async def open_state_store(
         if settings.DATABASE_URL is None:
             yield redis_repository
             return
-        pool = await asyncpg.create_pool(
-            settings.DATABASE_URL,
-            min_size=1,
-            max_size=settings.DATABASE_POOL_MAX_SIZE,
-            timeout=settings.DATABASE_TIMEOUT_SECONDS,
-            command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
-        )
+        try:
+            pool = await asyncpg.create_pool(
+                settings.DATABASE_URL,
+                min_size=1,
+                max_size=settings.DATABASE_POOL_MAX_SIZE,
+                timeout=settings.DATABASE_TIMEOUT_SECONDS,
+                command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            # The URL may carry a password, so the message names the variable, not its value.
+            raise StartupError(
+                f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}"
+            ) from exc
         stack.push_async_callback(pool.close)
         async with pool.acquire() as connection:
             applied = await ensure_schema(connection, settings.DATABASE_SCHEMA)
