@@ -5,6 +5,7 @@ Cluster slot and one WATCH/MULTI/EXEC can cover it. All facts are set members: a
 single commutative command, which is what lets the non-atomic fallback lose nothing.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,9 +64,18 @@ def essay_member(step: str, essay_id: str) -> str:
     return f"{step}{SEPARATOR}{essay_id}"
 
 
-def parse_essay_member(member: str) -> tuple[str, str]:
-    step, essay_id = member.split(SEPARATOR, 1)
-    return step, essay_id
+def essays_by_step(members: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Essay members back to essay ids per step. Written as one tight loop: a /define runs it
+    over every essay of the batch, and it was most of a 10,000-essay read."""
+    grouped: dict[str, list[str]] = {}
+    for member in members:
+        step, _, essay_id = member.partition(SEPARATOR)
+        ids = grouped.get(step)
+        if ids is None:
+            grouped[step] = [essay_id]
+        else:
+            ids.append(essay_id)
+    return {step: frozenset(ids) for step, ids in grouped.items()}
 
 
 def outcome_member(step: str, outcome: BatchOutcome) -> str:

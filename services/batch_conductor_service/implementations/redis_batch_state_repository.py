@@ -28,7 +28,7 @@ from batch_conductor_service.implementations.guarded_store_call import guarded_s
 from batch_conductor_service.implementations.redis_batch_keys import (
     PRESENT_MARKER,
     BatchKeys,
-    parse_essay_member,
+    essays_by_step,
     parse_outcome_member,
 )
 from batch_conductor_service.implementations.redis_batch_writes import (
@@ -40,7 +40,6 @@ from batch_conductor_service.implementations.redis_batch_writes import (
 )
 from batch_conductor_service.implementations.stored_batch import (
     StoredBatch,
-    group_by_step,
     latest_per_step,
 )
 from batch_conductor_service.metrics import BcsMetrics
@@ -116,8 +115,8 @@ class RedisBatchStateRepository:
         return StoredBatch(
             batch_id=batch_id,
             rosters={source: frozenset(ids) for source, ids in rosters.items() if ids},
-            succeeded=group_by_step(map(parse_essay_member, succeeded)),
-            failed=group_by_step(map(parse_essay_member, failed)),
+            succeeded=essays_by_step(succeeded),
+            failed=essays_by_step(failed),
             outcomes=latest_per_step(map(parse_outcome_member, outcomes)),
         )
 
