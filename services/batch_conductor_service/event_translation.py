@@ -39,6 +39,14 @@ CJ_ASSESSMENT_STEP = "cj_assessment"
 
 DataT = TypeVar("DataT", bound=ContractModel)
 
+# Parametrised once: building EventEnvelope[Model] per message costs a quarter of a translation.
+_REGISTERED_ENVELOPE = EventEnvelope[BatchEssaysRegistered]
+_READY_ENVELOPE = EventEnvelope[BatchEssaysReady]
+_SPELLCHECK_ENVELOPE = EventEnvelope[SpellcheckResultDataV1]
+_CJ_COMPLETED_ENVELOPE = EventEnvelope[CJAssessmentCompletedV1]
+_CJ_FAILED_ENVELOPE = EventEnvelope[CJAssessmentFailedV1]
+_PHASE_OUTCOME_ENVELOPE = EventEnvelope[ELSBatchPhaseOutcomeV1]
+
 _SPELLCHECK_OUTCOMES: dict[str, EssayOutcome] = {
     EssayStatus.SPELLCHECKED_SUCCESS: EssayOutcome.SUCCEEDED,
     EssayStatus.SPELLCHECK_FAILED: EssayOutcome.FAILED,
@@ -76,9 +84,9 @@ def translate(topic: str, raw: bytes | None) -> TranslatedEvent:
     return translator(document)
 
 
-def _envelope(data_model: type[DataT], document: Any) -> EventEnvelope[DataT]:
+def _envelope(envelope_type: type[EventEnvelope[DataT]], document: Any) -> EventEnvelope[DataT]:
     try:
-        return EventEnvelope[data_model].model_validate(document)  # type: ignore[valid-type]
+        return envelope_type.model_validate(document)
     except ValidationError as exc:
         raise UnprocessableEventError(
             DeadLetterReason.SCHEMA_VALIDATION_FAILED,
@@ -108,7 +116,7 @@ def _change(envelope: EventEnvelope[Any], batch_id: str, **facts: Any) -> Transl
 
 
 def _registered(document: Any) -> TranslatedEvent:
-    envelope = _envelope(BatchEssaysRegistered, document)
+    envelope = _envelope(_REGISTERED_ENVELOPE, document)
     data = envelope.data
     return _change(
         envelope,
@@ -119,7 +127,7 @@ def _registered(document: Any) -> TranslatedEvent:
 
 
 def _ready(document: Any) -> TranslatedEvent:
-    envelope = _envelope(BatchEssaysReady, document)
+    envelope = _envelope(_READY_ENVELOPE, document)
     data = envelope.data
     return _change(
         envelope,
@@ -130,7 +138,7 @@ def _ready(document: Any) -> TranslatedEvent:
 
 
 def _spellcheck(document: Any) -> TranslatedEvent:
-    envelope = _envelope(SpellcheckResultDataV1, document)
+    envelope = _envelope(_SPELLCHECK_ENVELOPE, document)
     data = envelope.data
     batch_id = data.batch_id
     if batch_id is None:
@@ -150,7 +158,7 @@ def _spellcheck(document: Any) -> TranslatedEvent:
 
 
 def _cj_completed(document: Any) -> TranslatedEvent:
-    envelope = _envelope(CJAssessmentCompletedV1, document)
+    envelope = _envelope(_CJ_COMPLETED_ENVELOPE, document)
     data = envelope.data
     outcomes = tuple(
         EssayStepOutcome(ranking.els_essay_id, CJ_ASSESSMENT_STEP, EssayOutcome.SUCCEEDED)
@@ -168,7 +176,7 @@ def _cj_completed(document: Any) -> TranslatedEvent:
 
 
 def _cj_failed(document: Any) -> TranslatedEvent:
-    envelope = _envelope(CJAssessmentFailedV1, document)
+    envelope = _envelope(_CJ_FAILED_ENVELOPE, document)
     return _change(
         envelope,
         envelope.data.entity_ref.entity_id,
@@ -178,7 +186,7 @@ def _cj_failed(document: Any) -> TranslatedEvent:
 
 
 def _phase_outcome(document: Any) -> TranslatedEvent:
-    envelope = _envelope(ELSBatchPhaseOutcomeV1, document)
+    envelope = _envelope(_PHASE_OUTCOME_ENVELOPE, document)
     data = envelope.data
     step = data.phase_name
     succeeded = {essay.essay_id for essay in data.processed_essays}

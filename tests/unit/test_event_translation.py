@@ -134,3 +134,22 @@ def test_an_event_on_the_wrong_topic_fails_schema_validation() -> None:
         translate(Topic.BATCH_PHASE_OUTCOME, ev.encode(ev.registered("b1", ["e1"])))
     assert caught.value.reason is DeadLetterReason.SCHEMA_VALIDATION_FAILED
     assert "phase_name" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("topic", "document"),
+    [
+        (Topic.BATCH_ESSAYS_READY, ev.ready("b1", ["e\x001"])),
+        (Topic.SPELLCHECK_COMPLETED, ev.spellcheck("b1", "e\x00")),
+        (
+            Topic.BATCH_PHASE_OUTCOME,
+            ev.phase_outcome("b1", "spell\x1fcheck", "FAILED_CRITICALLY", []),
+        ),
+    ],
+)
+def test_ids_and_step_names_that_no_store_can_hold_are_dead_lettered(
+    topic: Topic, document: dict[str, object]
+) -> None:
+    with pytest.raises(UnprocessableEventError) as caught:
+        translate(topic, ev.encode(document))
+    assert caught.value.reason is DeadLetterReason.SCHEMA_VALIDATION_FAILED

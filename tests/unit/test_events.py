@@ -62,13 +62,18 @@ def _without(document: dict[str, Any], field: str) -> dict[str, Any]:
     [
         (SpellcheckResultDataV1, _without(ev.spellcheck("b1", "e1"), "status")),
         (SpellcheckResultDataV1, _without(ev.spellcheck("b1", "e1"), "entity_ref")),
-        (CJAssessmentCompletedV1, _without(ev.cj_completed("b1", ["e1"]), "rankings")),
+        (CJAssessmentCompletedV1, _without(ev.cj_completed("b1", ["e1"]), "entity_ref")),
         (CJAssessmentFailedV1, _without(ev.cj_failed("b1"), "entity_ref")),
         (ELSBatchPhaseOutcomeV1, _without(ev.phase_outcome("b", "nlp", "X", []), "phase_status")),
         (ELSBatchPhaseOutcomeV1, ev.phase_outcome("b", "nlp", "NEARLY_DONE", [])),
         (BatchEssaysRegistered, _without(ev.registered("b1", ["e1"]), "essay_ids")),
         (BatchEssaysReady, _without(ev.ready("b1", ["e1"]), "ready_essays")),
         (BatchEssaysReady, ev.ready("   ", ["e1"])),
+        (BatchEssaysReady, ev.ready("b1", ["e\x001"])),
+        (BatchEssaysRegistered, ev.registered("b\x1f1", ["e1"])),
+        (SpellcheckResultDataV1, ev.spellcheck("b\n1", "e1")),
+        (ELSBatchPhaseOutcomeV1, ev.phase_outcome("b", "nlp\x1fx", "COMPLETED_SUCCESSFULLY", [])),
+        (ELSBatchPhaseOutcomeV1, ev.phase_outcome("b", "AI feedback", "FAILED_CRITICALLY", [])),
     ],
 )
 def test_payload_lacking_what_bcs_needs_is_rejected(
@@ -142,3 +147,15 @@ def test_dead_letter_record_carries_bytes_that_are_not_utf8_as_base64() -> None:
     again = DeadLetterRecord.model_validate_json(record.model_dump_json())
     assert again.original_payload_encoding == "base64"
     assert again.payload_bytes() == raw
+
+
+def test_cj_completed_without_rankings_still_says_the_step_finished() -> None:
+    document = _without(ev.cj_completed("b1", ["e1"]), "rankings")
+    envelope = EventEnvelope[CJAssessmentCompletedV1].model_validate(document)
+    assert envelope.data.rankings == []
+
+
+def test_phase_name_is_read_in_the_spelling_of_the_graph() -> None:
+    document = ev.phase_outcome("b1", " Spellcheck ", "COMPLETED_SUCCESSFULLY", [])
+    envelope = EventEnvelope[ELSBatchPhaseOutcomeV1].model_validate(document)
+    assert envelope.data.phase_name == "spellcheck"

@@ -9,7 +9,8 @@ from common_core.events.building_blocks import (
     ContractModel,
     EntityReference,
     EssayProcessingInputRef,
-    NonEmptyStr,
+    Identifier,
+    StepName,
     SystemMetadata,
 )
 
@@ -19,25 +20,25 @@ def _parse_phase_status(value: object) -> object:
 
 
 class ELSBatchPhaseOutcomeV1(ContractModel):
-    batch_id: NonEmptyStr
-    phase_name: NonEmptyStr
+    batch_id: Identifier
+    phase_name: StepName
     phase_status: Annotated[BatchPhaseStatus, BeforeValidator(_parse_phase_status)]
     processed_essays: list[EssayProcessingInputRef] = Field(default_factory=list)
-    failed_essay_ids: list[NonEmptyStr] = Field(default_factory=list)
+    failed_essay_ids: list[Identifier] = Field(default_factory=list)
     correlation_id: str | None = None
 
 
 class BatchEssaysRegistered(ContractModel):
     event: str | None = None
-    batch_id: NonEmptyStr
+    batch_id: Identifier
     expected_essay_count: int | None = None
-    essay_ids: list[NonEmptyStr]
+    essay_ids: list[Identifier]
     metadata: SystemMetadata | None = None
 
 
 class BatchEssaysReady(ContractModel):
     event: str | None = None
-    batch_id: NonEmptyStr
+    batch_id: Identifier
     ready_essays: list[EssayProcessingInputRef]
     batch_entity: EntityReference | None = None
     metadata: SystemMetadata | None = None

@@ -3,7 +3,14 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -11,8 +18,29 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _printable(value: str) -> str:
+    # Ids end up in Redis set members, PostgreSQL text and log lines: a control character
+    # (NUL above all, which PostgreSQL cannot store) would make a message that can never be
+    # stored, so it is refused here and the message dead-lettered instead.
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _step_name(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)
+]
+OptionalIdentifier = Annotated[str, AfterValidator(_printable)] | None
+# How pipelines.yaml spells a step; producers' case is forgiven, anything else is refused.
+StepName = Annotated[
+    str, BeforeValidator(_step_name), StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")
+]
 
 
 class ContractModel(BaseModel):
@@ -21,9 +49,9 @@ class ContractModel(BaseModel):
 
 
 class EntityReference(ContractModel):
-    entity_id: NonEmptyStr
+    entity_id: Identifier
     entity_type: str | None = None
-    parent_id: str | None = None
+    parent_id: OptionalIdentifier = None
 
     @property
     def parent(self) -> str | None:
@@ -44,5 +72,5 @@ class SystemMetadata(ContractModel):
 
 
 class EssayProcessingInputRef(ContractModel):
-    essay_id: NonEmptyStr
+    essay_id: Identifier
     text_storage_id: str | None = None

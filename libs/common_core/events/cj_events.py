@@ -1,15 +1,17 @@
 """Comparative-judgement results per batch (CONTRACTS.md 2.2 and 2.3); `entity_ref` is the batch."""
 
+from pydantic import Field
+
 from common_core.events.building_blocks import (
     ContractModel,
     EntityReference,
-    NonEmptyStr,
+    Identifier,
     SystemMetadata,
 )
 
 
 class CJRanking(ContractModel):
-    els_essay_id: NonEmptyStr
+    els_essay_id: Identifier
     rank: int | None = None
     score: float | None = None
 
@@ -20,7 +22,8 @@ class CJAssessmentCompletedV1(ContractModel):
     status: str | None = None
     system_metadata: SystemMetadata | None = None
     cj_assessment_job_id: str | None = None
-    rankings: list[CJRanking]
+    # The event alone says the batch's CJ step finished; missing rankings must not lose that.
+    rankings: list[CJRanking] = Field(default_factory=list)
 
 
 class CJAssessmentFailedV1(ContractModel):
