@@ -13,7 +13,8 @@ class PipelineDefineRequest(BaseModel):
 
     batch_id: str = Field(min_length=1, max_length=255)
     requested_pipeline: str = Field(min_length=1, max_length=100)
-    correlation_id: str | None = Field(default=None, max_length=255)
+    # Any string is accepted; only a printable one of at most 255 characters is adopted.
+    correlation_id: str | None = None
     batch_metadata: dict[str, Any] | None = None
 
 

@@ -24,6 +24,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
 from batch_conductor_service.pipeline_rules import UnknownPipelineError
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from huleedu_service_libs.correlation import usable_correlation_id
 from huleedu_service_libs.logging_utils import bind_correlation_id, clear_log_context, get_logger
 
 logger = get_logger(__name__)
@@ -84,7 +85,8 @@ def setup_request_context(app: Quart) -> None:
     @app.before_request
     async def _bind_correlation_id() -> None:
         clear_log_context()
-        g.correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        supplied = usable_correlation_id(request.headers.get(CORRELATION_HEADER))
+        g.correlation_id = supplied or str(uuid.uuid4())
         bind_correlation_id(g.correlation_id)
 
     @app.after_request

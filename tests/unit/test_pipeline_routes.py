@@ -279,3 +279,24 @@ async def test_unknown_pipeline_is_refused_without_reading_the_store(make_app: A
             DEFINE, json={"batch_id": "b1", "requested_pipeline": "grammar"}
         )
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("supplied", ["bad\nid", "x" * 300, "caf\u00e9", "  "])
+async def test_an_unusable_correlation_id_is_replaced_not_fatal(
+    client: Client, supplied: str
+) -> None:
+    response = await client.post(
+        DEFINE, json={"batch_id": "b1", "requested_pipeline": "nlp", "correlation_id": supplied}
+    )
+    assert response.status_code == 200
+    uuid.UUID(response.headers["X-Correlation-ID"])
+
+
+async def test_an_unusable_correlation_header_is_replaced(client: Client) -> None:
+    response = await client.post(
+        DEFINE,
+        json={"batch_id": "b1", "requested_pipeline": "nlp"},
+        headers={"X-Correlation-ID": "x" * 300},
+    )
+    assert response.status_code == 200
+    uuid.UUID(response.headers["X-Correlation-ID"])

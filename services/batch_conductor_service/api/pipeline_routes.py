@@ -9,6 +9,7 @@ from quart_dishka import inject
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.api_models import PipelineDefineRequest, PipelineDefineResponse
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
+from huleedu_service_libs.correlation import usable_correlation_id
 from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger
 
 pipeline_bp = Blueprint("pipelines", __name__, url_prefix="/internal/v1/pipelines")
@@ -27,9 +28,12 @@ async def define_pipeline(
         return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", "request body must be a JSON object")
-    if isinstance(body.get("correlation_id"), str) and body["correlation_id"].strip():
-        g.correlation_id = body["correlation_id"].strip()
-        bind_correlation_id(g.correlation_id)
+    supplied = body.get("correlation_id")
+    if correlation_id := usable_correlation_id(supplied):
+        g.correlation_id = correlation_id
+        bind_correlation_id(correlation_id)
+    elif supplied is not None:
+        logger.warning("correlation_id_not_adopted", supplied=repr(supplied)[:100])
     try:
         payload = PipelineDefineRequest.model_validate(body)
     except ValidationError as exc:
