@@ -33,7 +33,7 @@ def create_app(
     metrics = BcsMetrics(registry if registry is not None else CollectorRegistry())
     app = Quart("batch_conductor_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES
-    app.config["BODY_TIMEOUT"] = settings.HTTP_TIMEOUT
+    app.config["BODY_TIMEOUT"] = settings.REQUEST_BODY_TIMEOUT_SECONDS
     app.register_blueprint(health_bp)
     app.register_blueprint(pipeline_bp)
     app.register_blueprint(openapi_bp)

@@ -16,6 +16,9 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+_SECRET_BEARING = frozenset({"REDIS_URL", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"})
+
+
 class SettingsError(ValueError):
     """A BCS_* variable has a value the service cannot run with; the message names it."""
 
@@ -33,7 +36,10 @@ class Settings(BaseSettings):
 
     HTTP_HOST: str = Field(default="0.0.0.0", min_length=1)
     HTTP_PORT: int = Field(default=4002, ge=0, le=65535)
+    # The contract's outbound HTTP client timeout. BCS makes no outbound HTTP calls; the value
+    # is validated so a deployment shared with other services keeps working.
     HTTP_TIMEOUT: Seconds = 30.0
+    REQUEST_BODY_TIMEOUT_SECONDS: Seconds = 30.0
     MAX_REQUEST_BYTES: int = Field(default=64 * 1024, ge=256)
     SHUTDOWN_TIMEOUT_SECONDS: Seconds = 10.0
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -75,6 +81,20 @@ class Settings(BaseSettings):
     def _lower_environment(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
     @field_validator("DATABASE_URL", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
@@ -92,6 +112,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"{ENV_PREFIX}{field.upper()}={error.get('input')!r}: {error['msg']}")
+            field = str(error["loc"][0]).upper() if error["loc"] else "?"
+            # A URL may carry a password: name the variable, never echo its value.
+            shown = "" if field in _SECRET_BEARING else f"={error.get('input')!r}"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{ENV_PREFIX}{field}{shown}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -88,3 +88,20 @@ def test_repository_selection_follows_environment_and_switch(
 def test_blank_database_url_means_no_database(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BCS_DATABASE_URL", "  ")
     assert load_settings().DATABASE_URL is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BCS_REDIS_URL", "localhost:6379"),
+        ("BCS_DATABASE_URL", "mysql://user:secret@db/x"),
+    ],
+)
+def test_a_bad_url_names_the_variable_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"invalid setting {variable}: must start with")
+    assert value not in str(caught.value)
