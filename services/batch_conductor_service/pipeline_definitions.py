@@ -60,20 +60,16 @@ class StepGraph:
     steps: Mapping[str, StepDefinition]
     pipelines: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
+    # Every step each step depends on, directly or not; computed once at load.
+    upstream: Mapping[str, frozenset[str]]
 
     def dependencies(self, step: str) -> tuple[str, ...]:
         return self.steps[step].depends_on
 
     def closure(self, names: Iterable[str]) -> frozenset[str]:
         """The named steps with every step they depend on, directly or not."""
-        seen: set[str] = set()
-        pending = list(names)
-        while pending:
-            step = pending.pop()
-            if step not in seen:
-                seen.add(step)
-                pending.extend(self.steps[step].depends_on)
-        return frozenset(seen)
+        wanted = set(names)
+        return frozenset(wanted.union(*(self.upstream[step] for step in wanted)))
 
     def ordered(self, names: Iterable[str]) -> tuple[str, ...]:
         # Filtering the global order keeps dependencies first: a dependency-closed subset
@@ -109,7 +105,12 @@ def build_step_graph(config: PipelinesFile) -> StepGraph:
                     f"step {step.name!r} depends on unknown step {dependency!r}; "
                     f"known steps: {sorted(steps)}"
                 )
-    return StepGraph(steps=steps, pipelines=pipelines, order=_topological_order(steps))
+    order = _topological_order(steps)
+    upstream: dict[str, frozenset[str]] = {}
+    for name in order:  # dependencies first, so theirs are already known
+        direct = steps[name].depends_on
+        upstream[name] = frozenset(direct).union(*(upstream[dep] for dep in direct))
+    return StepGraph(steps=steps, pipelines=pipelines, order=order, upstream=upstream)
 
 
 def _topological_order(steps: Mapping[str, StepDefinition]) -> tuple[str, ...]:

@@ -152,10 +152,14 @@ def resolve(graph: StepGraph, requested: str, snapshot: BatchSnapshot) -> Resolu
 
 
 def _stages(graph: StepGraph, remaining: list[str]) -> tuple[tuple[str, ...], ...]:
-    """Groups steps that may run in parallel: each stage follows its latest pending dependency."""
+    """Groups steps that may run in parallel: each stage follows its latest pending dependency.
+
+    Dependencies are followed through pruned steps: when B is done but A (which B needed) is
+    not, a C that needs B still waits for A, since BOS will re-run A before anything after it.
+    """
     stage_of: dict[str, int] = {}
     for step in remaining:
-        pending = [stage_of[dep] for dep in graph.dependencies(step) if dep in stage_of]
+        pending = [stage_of[dep] for dep in graph.upstream[step] if dep in stage_of]
         stage_of[step] = max(pending, default=-1) + 1
     stages: list[list[str]] = [[] for _ in range(max(stage_of.values(), default=-1) + 1)]
     for step in remaining:

@@ -1,10 +1,11 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from batch_conductor_service.batch_state import BatchOutcome, BatchSnapshot, RosterSource
-from batch_conductor_service.pipeline_generator import load_pipelines
+from batch_conductor_service.pipeline_generator import load_pipelines, parse_pipelines
 from batch_conductor_service.pipeline_rules import (
     RequestKind,
     UnknownPipelineError,
@@ -64,9 +65,7 @@ def test_pipeline_names_win_over_step_names() -> None:
 
 
 def test_requesting_a_step_adds_its_dependencies_and_says_so() -> None:
-    graph = GRAPH.__class__(
-        steps=GRAPH.steps, pipelines={"only_spellcheck": ("spellcheck",)}, order=GRAPH.order
-    )
+    graph = replace(GRAPH, pipelines={"only_spellcheck": ("spellcheck",)})
     resolution = resolve(graph, "ai_feedback", EMPTY)
     assert resolution.kind is RequestKind.STEP
     assert resolution.final_pipeline == ("spellcheck", "nlp", "ai_feedback")
@@ -184,3 +183,16 @@ def test_failures_seen_are_reported_in_the_summary() -> None:
     summary = resolve(GRAPH, "nlp", state).summary
     assert "Spellcheck failed for 2 essays so far." in summary
     assert "Spellcheck is not complete: 2 of 30 essays finished." in summary
+
+
+def test_a_step_waits_for_a_pending_step_behind_a_pruned_one() -> None:
+    graph = parse_pipelines(
+        "pipelines:\n  p:\n    steps:\n"
+        "      - {name: a, service_name: s, event_type: e, event_data_model: m, depends_on: []}\n"
+        "      - {name: b, service_name: s, event_type: e, event_data_model: m, depends_on: [a]}\n"
+        "      - {name: c, service_name: s, event_type: e, event_data_model: m, depends_on: [b]}\n"
+    )
+    state = snapshot(outcomes={"b": outcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY)})
+    resolution = resolve(graph, "p", state)
+    assert resolution.final_pipeline == ("a", "c")
+    assert resolution.stages == (("a",), ("c",))
