@@ -3,8 +3,10 @@
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from dishka import Provider, Scope, from_context, provide
+from dishka import AsyncContainer, Provider, Scope, from_context, provide
 from prometheus_client import CollectorRegistry
+from quart import Quart
+from quart_dishka import QuartDishka
 
 from batch_conductor_service import SERVICE_NAME
 from batch_conductor_service.backoff import ExponentialBackoff
@@ -156,3 +158,11 @@ def default_providers() -> list[Provider]:
         ConsumerProvider(),
         HealthProvider(),
     ]
+
+
+def app_container(app: Quart) -> AsyncContainer:
+    """The container the routes use; background tasks and tests take theirs from here too."""
+    extension: QuartDishka = app.extensions["QUART_DISHKA"]
+    if extension.container is None:
+        raise RuntimeError("the app was not built by create_app")
+    return extension.container

@@ -2,10 +2,10 @@
 
 import asyncio
 
-from dishka import AsyncContainer
-from quart import g, request
+from quart import current_app, g, request
 
 from batch_conductor_service.config import Settings
+from batch_conductor_service.di import app_container
 from batch_conductor_service.errors import DeadLetterUnavailableError
 from batch_conductor_service.protocols import DlqProducerProtocol
 from common_core.events import DeadLetterReason
@@ -19,9 +19,7 @@ DEFINE_ENDPOINT = "pipelines.define_pipeline"
 
 async def dead_letter_failed_resolution(exc: Exception) -> None:
     """Best effort, bounded in time: the caller's 500 must not wait for or fail on Kafka."""
-    container: AsyncContainer | None = g.get("dishka_container")
-    if container is None:
-        return
+    container = app_container(current_app)
     settings = await container.get(Settings)
     dead_letters = await container.get(DlqProducerProtocol)
     body = await request.get_data(cache=True)

@@ -50,14 +50,6 @@ def build_container(
     )
 
 
-def app_container(app: Quart) -> AsyncContainer:
-    """The container the routes use; background tasks and tests take theirs from here too."""
-    extension: QuartDishka = app.extensions["QUART_DISHKA"]
-    if extension.container is None:
-        raise RuntimeError("the app was not built by create_app")
-    return extension.container
-
-
 def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
     QuartDishka(app=app, container=container)
 

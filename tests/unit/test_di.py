@@ -2,12 +2,11 @@ from typing import Any
 
 import pytest
 
-from batch_conductor_service.di import default_providers
+from batch_conductor_service.di import app_container, default_providers
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
 )
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.startup_setup import app_container
 from tests.unit.conftest import AppFactory
 
 

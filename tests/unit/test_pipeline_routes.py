@@ -13,10 +13,10 @@ from batch_conductor_service.batch_state import (
     BatchSnapshot,
     BatchStateChange,
 )
+from batch_conductor_service.di import app_container
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.startup_setup import app_container
 from common_core.enums import BatchPhaseStatus
 from huleedu_service_libs.logging_utils import configure_logging
 from tests.unit.conftest import AppFactory, repository_provider

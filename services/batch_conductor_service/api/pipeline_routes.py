@@ -46,7 +46,8 @@ async def define_pipeline(
         "pipeline_define_requested",
         batch_id=payload.batch_id,
         requested_pipeline=payload.requested_pipeline,
-        batch_metadata=payload.batch_metadata,
+        # Free-form and up to the body limit in size: its keys tell enough for a log line.
+        batch_metadata_keys=sorted(payload.batch_metadata or {})[:20],
     )
     resolution = await service.resolve(payload.batch_id, payload.requested_pipeline)
     return json_response(200, PipelineDefineResponse.from_resolution(resolution).model_dump())

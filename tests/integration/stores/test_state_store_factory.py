@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 
 from batch_conductor_service.app import create_app
 from batch_conductor_service.config import load_settings
+from batch_conductor_service.di import app_container
 from batch_conductor_service.implementations.durable_batch_state_repository import (
     DurableBatchStateRepository,
 )
@@ -14,7 +15,6 @@ from batch_conductor_service.implementations.redis_batch_state_repository import
     RedisBatchStateRepository,
 )
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.startup_setup import app_container
 from tests.integration.stores.conftest import DATABASE_URL, REDIS_URL
 
 PIPELINES = Path(__file__).resolve().parents[3] / "pipelines.yaml"
