@@ -11,7 +11,10 @@ from batch_conductor_service.pipeline_rules import Resolution
 class BatchStateRepositoryProtocol(Protocol):
     """Stores the batch projection. Raises StateStoreUnavailableError when it cannot answer.
 
-    `apply` is atomic per change and idempotent by `event_id`; outcomes only move forward.
+    Once `apply` returns, the change is stored. Applying is idempotent by `event_id` and
+    order-insensitive (outcomes only move forward), and concurrent writers to one batch never
+    lose a fact; a reader never sees a change half applied unless a write had to fall back to
+    single-command writes, which DESIGN.md allows because each of them is itself safe.
     """
 
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot: ...
