@@ -93,8 +93,10 @@ class PostgresBatchRecord:
                 )
                 if not events:
                     return None
+                # Both tables: a replica older than migration 2 writes roster_essays only.
                 rosters = await conn.fetch(
-                    f"SELECT source, essay_id FROM {s}.roster_essays WHERE batch_id = $1",
+                    f"SELECT source, NULL AS essay_id FROM {s}.rosters WHERE batch_id = $1 "
+                    f"UNION ALL SELECT source, essay_id FROM {s}.roster_essays WHERE batch_id = $1",
                     batch_id,
                 )
                 essays = await conn.fetch(
@@ -108,7 +110,9 @@ class PostgresBatchRecord:
             event_ids = frozenset(r["event_id"] for r in events if with_event_ids)
             by_source: dict[RosterSource, set[str]] = {}
             for row in rosters:
-                by_source.setdefault(RosterSource(row["source"]), set()).add(row["essay_id"])
+                ids = by_source.setdefault(RosterSource(row["source"]), set())
+                if row["essay_id"] is not None:
+                    ids.add(row["essay_id"])
             return StoredBatch(
                 batch_id=batch_id,
                 rosters={source: frozenset(ids) for source, ids in by_source.items()},
@@ -169,6 +173,13 @@ class PostgresBatchRecord:
 
     async def _insert_facts(self, conn: AnyConnection, changes: Sequence[BatchStateChange]) -> None:
         s = self._schema
+        roster_sources = sorted(
+            {
+                (c.batch_id, c.roster_source.value)
+                for c in changes
+                if c.roster is not None and c.roster_source is not None
+            }
+        )
         rosters = sorted(
             {
                 (c.batch_id, c.roster_source.value, essay_id)
@@ -190,6 +201,13 @@ class PostgresBatchRecord:
                 current = outcomes.get(key2)
                 if current is None or c.batch_outcome.supersedes(current):
                     outcomes[key2] = c.batch_outcome
+        if roster_sources:
+            await conn.execute(
+                f"INSERT INTO {s}.rosters (batch_id, source) "
+                "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                *_columns(roster_sources, 2),
+                timeout=self._timeout,
+            )
         if rosters:
             await conn.execute(
                 f"INSERT INTO {s}.roster_essays (batch_id, source, essay_id) "

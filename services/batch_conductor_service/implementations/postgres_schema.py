@@ -49,6 +49,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        """
+        -- One row per roster a batch has, even an empty one: a READY roster where no essay
+        -- became ready has no roster_essays rows, yet replaces the REGISTERED roster.
+        CREATE TABLE {schema}.rosters (
+            batch_id text NOT NULL,
+            source text NOT NULL,
+            PRIMARY KEY (batch_id, source)
+        );
+        INSERT INTO {schema}.rosters (batch_id, source)
+            SELECT DISTINCT batch_id, source FROM {schema}.roster_essays;
+        """,
+    ),
 )
 
 

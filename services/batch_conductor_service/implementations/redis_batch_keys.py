@@ -21,6 +21,10 @@ SEPARATOR = "\x1f"
 # full"; its absence means the batch is unknown or expired (and may need a rebuild).
 PRESENT_MARKER = "\x00present"
 
+# Added to a roster set with every roster written to it, so that an empty roster (a batch where no
+# essay became ready) is still there and still replaces the registered one. Stripped on read.
+ROSTER_MARKER = "\x00roster"
+
 
 @dataclass(frozen=True, slots=True)
 class BatchKeys:
@@ -64,24 +68,43 @@ def essay_member(step: str, essay_id: str) -> str:
     return f"{step}{SEPARATOR}{essay_id}"
 
 
-def essays_by_step(members: Iterable[str]) -> dict[str, frozenset[str]]:
-    """Essay members back to essay ids per step. Written as one tight loop: a /define runs it
-    over every essay of the batch, and it was most of a 10,000-essay read."""
+def essays_by_step(members: Iterable[str]) -> tuple[dict[str, frozenset[str]], list[str]]:
+    """Essay members back to essay ids per step, and the members that do not parse. Written as
+    one tight loop: a /define runs it over every essay of the batch, and it was most of a
+    10,000-essay read."""
     grouped: dict[str, list[str]] = {}
+    unparsed: list[str] = []
     for member in members:
-        step, _, essay_id = member.partition(SEPARATOR)
+        step, separator, essay_id = member.partition(SEPARATOR)
+        if not separator:
+            unparsed.append(member)
+            continue
         ids = grouped.get(step)
         if ids is None:
             grouped[step] = [essay_id]
         else:
             ids.append(essay_id)
-    return {step: frozenset(ids) for step, ids in grouped.items()}
+    return {step: frozenset(ids) for step, ids in grouped.items()}, unparsed
 
 
 def outcome_member(step: str, outcome: BatchOutcome) -> str:
     return SEPARATOR.join((step, as_utc(outcome.occurred_at).isoformat(), outcome.status.value))
 
 
-def parse_outcome_member(member: str) -> tuple[str, BatchOutcome]:
-    step, occurred_at, status = member.split(SEPARATOR, 2)
-    return step, BatchOutcome(BatchPhaseStatus(status), datetime.fromisoformat(occurred_at))
+def parse_outcome_members(
+    members: Iterable[str],
+) -> tuple[list[tuple[str, BatchOutcome]], list[str]]:
+    """Outcome members back to (step, outcome) pairs, and the members that do not parse."""
+    parsed: list[tuple[str, BatchOutcome]] = []
+    unparsed: list[str] = []
+    for member in members:
+        try:
+            step, occurred_at, status = member.split(SEPARATOR, 2)
+            outcome = BatchOutcome(
+                BatchPhaseStatus(status), as_utc(datetime.fromisoformat(occurred_at))
+            )
+        except ValueError:
+            unparsed.append(member)
+            continue
+        parsed.append((step, outcome))
+    return parsed, unparsed

@@ -5,8 +5,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+    WatchError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import (
     AsyncRetrying,
@@ -27,9 +34,10 @@ from batch_conductor_service.implementations.circuit_breaker import CircuitBreak
 from batch_conductor_service.implementations.guarded_store_call import guarded_store_call
 from batch_conductor_service.implementations.redis_batch_keys import (
     PRESENT_MARKER,
+    ROSTER_MARKER,
     BatchKeys,
     essays_by_step,
-    parse_outcome_member,
+    parse_outcome_members,
 )
 from batch_conductor_service.implementations.redis_batch_writes import (
     queue_change_facts,
@@ -43,10 +51,25 @@ from batch_conductor_service.implementations.stored_batch import (
     latest_per_step,
 )
 from batch_conductor_service.metrics import BcsMetrics
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
 
 STORE = "redis"
-# What "Redis cannot answer" looks like; a ReadOnlyError is a replica during failover.
-STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+# What "Redis cannot answer now" looks like. Besides the connection failing: a replica during
+# failover (READONLY), a server out of memory under `noeviction` (OOM), a cluster without a
+# master for the slot (CLUSTERDOWN, MASTERDOWN) or migrating it (TRYAGAIN). A server still
+# loading its data (LOADING, BusyLoadingError) is a ConnectionError already.
+STORE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    ClusterDownError,
+    MasterDownError,
+    TryAgainError,
+    OSError,
+)
 
 T = TypeVar("T")
 # Loads a batch's full stored state from the durable record, for a batch Redis no longer has.
@@ -111,13 +134,36 @@ class RedisBatchStateRepository:
         present, registered, ready, succeeded, failed, outcomes = await self._guarded("read", read)
         if not present:
             return None
-        rosters = {RosterSource.REGISTERED: registered, RosterSource.READY: ready}
+        rosters: dict[RosterSource, frozenset[str]] = {}
+        for source, ids in ((RosterSource.REGISTERED, registered), (RosterSource.READY, ready)):
+            # A set without the marker but with members was written before the marker existed.
+            if ids:
+                ids.discard(ROSTER_MARKER)
+                rosters[source] = frozenset(ids)
+        succeeded_by_step, bad_succeeded = essays_by_step(succeeded)
+        failed_by_step, bad_failed = essays_by_step(failed)
+        parsed_outcomes, bad_outcomes = parse_outcome_members(outcomes)
+        for key, bad in (
+            (keys.succeeded, bad_succeeded),
+            (keys.failed, bad_failed),
+            (keys.outcomes, bad_outcomes),
+        ):
+            if bad:
+                self._skip_unparsed(key, bad)
         return StoredBatch(
             batch_id=batch_id,
-            rosters={source: frozenset(ids) for source, ids in rosters.items() if ids},
-            succeeded=essays_by_step(succeeded),
-            failed=essays_by_step(failed),
-            outcomes=latest_per_step(map(parse_outcome_member, outcomes)),
+            rosters=rosters,
+            succeeded=succeeded_by_step,
+            failed=failed_by_step,
+            outcomes=latest_per_step(parsed_outcomes),
+        )
+
+    def _skip_unparsed(self, key: str, members: list[str]) -> None:
+        # One corrupt member must not make every read of its batch fail; it is left out of the
+        # answer, and reported each time until someone removes it.
+        self._metrics.repository_errors.labels(STORE, "parse").inc(len(members))
+        logger.warning(
+            "unparsable_redis_members_skipped", key=key, count=len(members), first=repr(members[0])
         )
 
     async def restore(self, stored: StoredBatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from batch_conductor_service.batch_state import BatchStateChange, EssayOutcome
 from batch_conductor_service.implementations.redis_batch_keys import (
     PRESENT_MARKER,
+    ROSTER_MARKER,
     BatchKeys,
     essay_member,
     outcome_member,
@@ -21,8 +22,9 @@ Pipe = Any
 
 
 def queue_change_facts(pipe: Pipe, keys: BatchKeys, change: BatchStateChange) -> None:
-    if change.roster is not None and change.roster_source is not None and change.roster:
-        pipe.sadd(keys.roster(change.roster_source), *change.roster)
+    if change.roster is not None and change.roster_source is not None:
+        # The marker makes even an empty roster a set that exists.
+        pipe.sadd(keys.roster(change.roster_source), ROSTER_MARKER, *change.roster)
     succeeded = [
         essay_member(o.step, o.essay_id)
         for o in change.essay_outcomes
@@ -43,8 +45,7 @@ def queue_change_facts(pipe: Pipe, keys: BatchKeys, change: BatchStateChange) ->
 
 def queue_stored_batch(pipe: Pipe, keys: BatchKeys, stored: StoredBatch) -> None:
     for source, roster in stored.rosters.items():
-        if roster:
-            pipe.sadd(keys.roster(source), *roster)
+        pipe.sadd(keys.roster(source), ROSTER_MARKER, *roster)
     for target, by_step in ((keys.succeeded, stored.succeeded), (keys.failed, stored.failed)):
         members = [essay_member(step, essay) for step, ids in by_step.items() for essay in ids]
         if members:

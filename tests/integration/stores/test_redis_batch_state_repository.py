@@ -10,13 +10,26 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection, ConnectionPool
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    RedisError,
+    TryAgainError,
+)
 
 from batch_conductor_service.batch_state import ApplyResult, EssayOutcome, RosterSource
+from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.implementations.durable_batch_state_repository import (
     DurableBatchStateRepository,
 )
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
+)
+from batch_conductor_service.implementations.redis_batch_state_repository import (
+    RedisBatchStateRepository,
 )
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
@@ -194,3 +207,50 @@ async def test_a_snapshot_takes_one_round_trip_whatever_the_batch_size(
     assert len(snapshot.roster or ()) == essay_count
     assert len(snapshot.succeeded_for("nlp")) == essay_count
     assert round_trips == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OutOfMemoryError, ClusterDownError, MasterDownError, TryAgainError, BusyLoadingError],
+)
+async def test_redis_errors_that_mean_unavailable_open_the_breaker(
+    metrics: BcsMetrics, monkeypatch: pytest.MonkeyPatch, error: type[RedisError]
+) -> None:
+    from fakeredis import FakeAsyncRedis
+
+    async def refuse(self: Pipeline, raise_on_error: bool = True) -> Any:
+        raise error("the server refused")
+
+    monkeypatch.setattr(Pipeline, "execute", refuse)
+    breaker = CircuitBreaker("redis", failure_threshold=2, reset_seconds=60)
+    repository = RedisBatchStateRepository(
+        FakeAsyncRedis(decode_responses=True), ttl_seconds=60, metrics=metrics, breaker=breaker
+    )
+    with pytest.raises(StateStoreUnavailableError, match=error.__name__):
+        await repository.get_snapshot("b1")
+    with pytest.raises(StateStoreUnavailableError, match=error.__name__):
+        await repository.apply(essays("b1", "spellcheck", OK, "e1"))
+    assert breaker.state is CircuitState.OPEN
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="read") == 1
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="apply") == 1
+
+
+async def test_a_member_that_does_not_parse_is_skipped_and_counted_not_raised(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await repository.apply_many(
+        [
+            essays(batch, "spellcheck", OK, "e1"),
+            outcome(batch, "nlp", BatchPhaseStatus.FAILED_CRITICALLY, 1),
+        ]
+    )
+    keys = repository.keys(batch)
+    await redis_client.sadd(keys.succeeded, "no separator")
+    await redis_client.sadd(keys.outcomes, "nlp", "nlp\x1fnot a time\x1ffailed_critically")
+    await redis_client.sadd(keys.outcomes, "nlp\x1f2025-06-21T12:00:00+00:00\x1fno such status")
+    snapshot = await repository.get_snapshot(batch)
+    assert view(snapshot)["succeeded"] == {"spellcheck": ["e1"]}
+    assert snapshot.batch_outcomes["nlp"].status is BatchPhaseStatus.FAILED_CRITICALLY
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="parse") == 4

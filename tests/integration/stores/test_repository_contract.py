@@ -174,3 +174,22 @@ async def test_a_write_after_expiry_starts_from_what_the_store_still_knows(
     # Only a durable record still remembers the event from before expiry.
     again = await store.repository.apply(first)
     assert again is (ApplyResult.DUPLICATE if store.durable else ApplyResult.APPLIED)
+
+
+async def test_an_empty_ready_roster_replaces_a_registered_one_whatever_the_order(
+    store: StoreUnderTest,
+) -> None:
+    # A batch where no essay became ready: its roster is empty, not the registered one.
+    first, second = new_batch(), new_batch()
+    await store.repository.apply(roster(first, RosterSource.REGISTERED, "e1", "e2"))
+    await store.repository.apply(roster(first, RosterSource.READY))
+    await store.repository.apply(roster(second, RosterSource.READY))
+    await store.repository.apply(roster(second, RosterSource.REGISTERED, "e1", "e2"))
+    for batch in (first, second):
+        snapshot = await store.repository.get_snapshot(batch)
+        assert (snapshot.roster, snapshot.roster_source) == (frozenset(), RosterSource.READY)
+        if store.durable:
+            # The durable record keeps the empty roster too, and rebuilds Redis with it.
+            await store.expire(batch)
+            rebuilt = await store.repository.get_snapshot(batch)
+            assert (rebuilt.roster, rebuilt.roster_source) == (frozenset(), RosterSource.READY)

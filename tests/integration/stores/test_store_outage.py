@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from batch_conductor_service.app import create_app
 from batch_conductor_service.batch_state import ApplyResult, EssayOutcome, RosterSource
@@ -162,6 +163,30 @@ async def test_without_postgresql_define_answers_503_fast_while_redis_is_down(
         status, _, _ = await define(client, batch)
         assert status == 200
         assert registry.get_sample_value("bcs_circuit_breaker_open", {"store": "redis"}) == 0
+
+
+async def test_define_answers_503_while_redis_is_out_of_memory(
+    own_redis: OwnRedisServer,
+) -> None:
+    registry = CollectorRegistry()
+    app = create_app(outage_settings(own_redis), registry=registry)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    admin = Redis.from_url(own_redis.url)
+    async with app.test_app():
+        client = app.test_client()
+        await seed(app, batch)
+        try:
+            # Under the default `noeviction` policy Redis then refuses even a MULTI of reads.
+            await admin.config_set("maxmemory", 1)
+            status, body, _ = await define(client, batch)
+            assert (status, body["error"]) == (503, "state_store_unavailable")
+            errors = {"store": "redis", "operation": "read"}
+            assert registry.get_sample_value("bcs_repository_errors_total", errors) == 1
+        finally:
+            await admin.config_set("maxmemory", 0)
+            await admin.aclose()
+        status, _, _ = await define(client, batch)
+        assert status == 200
 
 
 async def test_with_postgresql_define_keeps_answering_while_redis_is_down(

@@ -1,0 +1,57 @@
+"""Migrations against the real PostgreSQL: a database left at an older version is brought up to
+date without losing what it recorded."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from batch_conductor_service.batch_state import RosterSource
+from batch_conductor_service.implementations.postgres_schema import MIGRATIONS, ensure_schema
+from batch_conductor_service.metrics import BcsMetrics
+from tests.integration.stores.conftest import make_record
+
+
+@pytest.fixture
+async def version_1_schema(pg_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    schema = f"bcs_v1_{uuid.uuid4().hex[:12]}"
+    version, sql = MIGRATIONS[0]
+    assert version == 1
+    async with pg_pool.acquire() as connection:
+        await connection.execute(f'CREATE SCHEMA "{schema}"')
+        await connection.execute(
+            f'CREATE TABLE "{schema}".schema_migrations ('
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await connection.execute(sql.format(schema=f'"{schema}"'))
+        await connection.execute(f'INSERT INTO "{schema}".schema_migrations VALUES (1)')
+    yield schema
+    async with pg_pool.acquire() as connection:
+        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def test_migrations_are_applied_once(pg_pool: asyncpg.Pool, version_1_schema: str) -> None:
+    async with pg_pool.acquire() as connection:
+        assert await ensure_schema(connection, version_1_schema) == [v for v, _ in MIGRATIONS[1:]]
+        assert await ensure_schema(connection, version_1_schema) == []
+
+
+async def test_rosters_recorded_before_migration_2_are_still_read(
+    pg_pool: asyncpg.Pool, version_1_schema: str, metrics: BcsMetrics
+) -> None:
+    s = f'"{version_1_schema}"'
+    async with pg_pool.acquire() as connection:
+        await connection.execute(
+            f"INSERT INTO {s}.processed_events (batch_id, event_id) VALUES ('b1', 'x')"
+        )
+        await connection.execute(
+            f"INSERT INTO {s}.roster_essays (batch_id, source, essay_id) "
+            "VALUES ('b1', 'registered', 'e1'), ('b1', 'registered', 'e2')"
+        )
+        await ensure_schema(connection, version_1_schema)
+        presence = await connection.fetch(f"SELECT batch_id, source FROM {s}.rosters")
+    assert [tuple(row) for row in presence] == [("b1", "registered")]
+    stored = await make_record(pg_pool, version_1_schema, metrics).load("b1")
+    assert stored is not None
+    assert stored.rosters == {RosterSource.REGISTERED: frozenset({"e1", "e2"})}
