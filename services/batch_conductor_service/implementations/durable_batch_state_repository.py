@@ -1,6 +1,7 @@
 """Redis answers; PostgreSQL records every change first, answers when Redis cannot, and refills
 Redis when a batch has expired there."""
 
+import asyncio
 from collections.abc import Sequence
 
 from batch_conductor_service.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
@@ -17,6 +18,9 @@ logger = get_logger(__name__)
 
 
 class DurableBatchStateRepository:
+    # The name /healthz shows if this repository as a whole does not answer in time.
+    health_name = "repository"
+
     def __init__(
         self, redis: RedisBatchStateRepository, record: PostgresBatchRecord, metrics: BcsMetrics
     ) -> None:
@@ -55,15 +59,25 @@ class DurableBatchStateRepository:
         return result
 
     async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
-        # The record decides what is a duplicate: it remembers event ids for good, while Redis
-        # forgets them on expiry. Redis is still given every change: one recorded just before a
-        # crash may be missing there, and applying it again is harmless.
-        results = await self._record.record_many(changes)
-        await self._redis.apply_many_restoring(changes, self._record.load)
-        return results
+        # Redis is given every change, even one the record already has: it may have been
+        # recorded just before Redis failed or the process crashed. A change counts as applied
+        # if either store took it now; Redis forgets event ids on expiry, but a batch refilled
+        # from the record brings the record's event ids with it, so a late redelivery still
+        # reads as a duplicate.
+        recorded = await self._record.record_many(changes)
+        in_redis = await self._redis.apply_many_restoring(changes, self._record.load)
+        return [
+            ApplyResult.APPLIED if ApplyResult.APPLIED in (r, s) else ApplyResult.DUPLICATE
+            for r, s in zip(recorded, in_redis, strict=True)
+        ]
 
     async def health(self) -> dict[str, ComponentHealth]:
-        checks = {**await self._redis.health(), **await self._record.health()}
+        # Side by side: each check has its own timeout, and one after the other they could
+        # outlast the time /healthz gives this whole repository.
+        redis_checks, record_checks = await asyncio.gather(
+            self._redis.health(), self._record.health()
+        )
+        checks = {**redis_checks, **record_checks}
         healthy = [name for name, check in checks.items() if check.state is HealthState.OK]
         if healthy:
             # One store up still answers reads (Redis, or PostgreSQL in its place); writes wait

@@ -45,6 +45,8 @@ T = TypeVar("T")
 
 
 class PostgresBatchRecord:
+    health_name = STORE
+
     def __init__(
         self,
         pool: asyncpg.Pool,

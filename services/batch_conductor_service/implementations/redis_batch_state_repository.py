@@ -77,6 +77,8 @@ StoredBatchLoader = Callable[[str], Awaitable[StoredBatch | None]]
 
 
 class RedisBatchStateRepository:
+    health_name = STORE
+
     def __init__(
         self,
         client: Redis,
@@ -260,6 +262,9 @@ class RedisBatchStateRepository:
             if not seen[0] and load_missing is not None:
                 stored = await load_missing(keys.batch_id)
             known = {c.event_id for c, s in zip(changes, seen[1:], strict=True) if s}
+            if stored is not None:
+                # What the rebuild brings was applied before, not by these changes.
+                known |= stored.event_ids
             results = _dedupe(changes, known)
             pipe.multi()  # type: ignore[no-untyped-call]
             if stored is not None:
