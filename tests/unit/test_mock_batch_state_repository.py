@@ -147,3 +147,16 @@ async def test_health_reports_the_memory_backend() -> None:
     health = await InMemoryBatchStateRepository(ttl_seconds=60).health()
     assert health["repository"].state is HealthState.OK
     assert health["repository"].detail["backend"] == "memory"
+
+
+async def test_a_step_whose_failed_essays_all_succeeded_later_lists_no_failures() -> None:
+    # As the Redis and PostgreSQL stores answer: the snapshot is assembled by StoredBatch.
+    repo = InMemoryBatchStateRepository(ttl_seconds=60)
+    await repo.apply(essay("1", "e1", EssayOutcome.FAILED))
+    await repo.apply(essay("2", "e1", EssayOutcome.SUCCEEDED))
+    assert (await repo.get_snapshot("b1")).failed == {}
+
+
+async def test_the_health_name_is_the_key_the_repository_reports_under() -> None:
+    repo = InMemoryBatchStateRepository(ttl_seconds=60)
+    assert repo.health_name in await repo.health()

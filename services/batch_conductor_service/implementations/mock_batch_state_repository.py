@@ -12,9 +12,9 @@ from batch_conductor_service.batch_state import (
     BatchStateChange,
     EssayOutcome,
     RosterSource,
-    choose_roster,
 )
 from batch_conductor_service.health import ComponentHealth, HealthState
+from batch_conductor_service.implementations.stored_batch import StoredBatch
 
 
 @dataclass
@@ -26,9 +26,21 @@ class _BatchRecord:
     outcomes: dict[str, BatchOutcome] = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set)
 
+    def stored(self, batch_id: str) -> StoredBatch:
+        # Event ids are left out, as Redis leaves them out of reads: no snapshot needs them.
+        return StoredBatch(
+            batch_id=batch_id,
+            rosters={source: frozenset(ids) for source, ids in self.rosters.items()},
+            succeeded={step: frozenset(ids) for step, ids in self.succeeded.items()},
+            failed={step: frozenset(ids) for step, ids in self.failed.items()},
+            outcomes=dict(self.outcomes),
+        )
+
 
 class InMemoryBatchStateRepository:
     """One lock serialises writers, as WATCH/MULTI/EXEC does per batch in Redis."""
+
+    health_name = "repository"
 
     def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
@@ -41,21 +53,7 @@ class InMemoryBatchStateRepository:
             record = self._live(batch_id)
             if record is None:
                 return BatchSnapshot.empty(batch_id)
-            roster, source = choose_roster(
-                _frozen(record.rosters.get(RosterSource.REGISTERED)),
-                _frozen(record.rosters.get(RosterSource.READY)),
-            )
-            return BatchSnapshot(
-                batch_id=batch_id,
-                roster=roster,
-                roster_source=source,
-                succeeded={step: frozenset(ids) for step, ids in record.succeeded.items()},
-                failed={
-                    step: frozenset(ids - record.succeeded.get(step, set()))
-                    for step, ids in record.failed.items()
-                },
-                batch_outcomes=dict(record.outcomes),
-            )
+            return record.stored(batch_id).to_snapshot()
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         async with self._lock:
@@ -99,7 +97,3 @@ class InMemoryBatchStateRepository:
             if current is None or change.batch_outcome.supersedes(current):
                 record.outcomes[change.batch_outcome_step] = change.batch_outcome
         return ApplyResult.APPLIED
-
-
-def _frozen(ids: set[str] | None) -> frozenset[str] | None:
-    return None if ids is None else frozenset(ids)

@@ -1,5 +1,6 @@
 """Opens the configured production state store and closes its clients when done."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -58,6 +59,16 @@ def make_redis_client(settings: Settings) -> Redis:
     return Redis.from_pool(pool)
 
 
+async def close_pool(pool: asyncpg.Pool, timeout_seconds: float) -> None:
+    """Closes the pool gracefully, but waits at most `timeout_seconds` for connections still in
+    use (Pool.close waits for them without limit); then cuts them off."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_seconds)
+    except TimeoutError:
+        logger.warning("postgresql_pool_terminated", waited_seconds=timeout_seconds)
+        pool.terminate()
+
+
 @asynccontextmanager
 async def open_state_store(
     settings: Settings, metrics: BcsMetrics
@@ -88,7 +99,7 @@ async def open_state_store(
             raise StartupError(
                 f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}"
             ) from exc
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(close_pool, pool, settings.DATABASE_TIMEOUT_SECONDS)
         async with pool.acquire() as connection:
             applied = await ensure_schema(connection, settings.DATABASE_SCHEMA)
         logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=applied)
