@@ -14,7 +14,9 @@ class BatchStateRepositoryProtocol(Protocol):
     Once `apply` returns, the change is stored. Applying is idempotent by `event_id` and
     order-insensitive (outcomes only move forward), and concurrent writers to one batch never
     lose a fact; a reader never sees a change half applied unless a write had to fall back to
-    single-command writes, which DESIGN.md allows because each of them is itself safe.
+    single-command writes, which DESIGN.md allows because each of them is itself safe. If
+    `apply` raises, the change may be partly stored (in PostgreSQL, not yet in Redis); applying
+    it again completes it.
     """
 
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot: ...

@@ -44,6 +44,16 @@ def make_breaker(store: str, settings: Settings, metrics: BcsMetrics) -> Circuit
     )
 
 
+def apply_concurrency(settings: Settings) -> int:
+    """Batches written at once by one apply_many. Half the Redis pool at most, so a backlog
+    being ingested never starves /define of connections; and no more than the PostgreSQL pool,
+    since a batch rebuilt from PostgreSQL holds one of its connections while it is written."""
+    limits = [16, max(1, settings.REDIS_MAX_CONNECTIONS // 2)]
+    if settings.DATABASE_URL is not None:
+        limits.append(settings.DATABASE_POOL_MAX_SIZE)
+    return min(limits)
+
+
 def make_redis_client(settings: Settings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.REDIS_URL,
@@ -82,6 +92,7 @@ async def open_state_store(
             metrics=metrics,
             breaker=make_breaker("redis", settings, metrics),
             key_prefix=settings.REDIS_KEY_PREFIX,
+            max_concurrent_batches=apply_concurrency(settings),
         )
         if settings.DATABASE_URL is None:
             yield redis_repository
