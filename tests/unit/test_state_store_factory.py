@@ -13,5 +13,7 @@ from tests.unit.conftest import unit_settings
         ({"DATABASE_URL": "postgresql://db/x", "DATABASE_POOL_MAX_SIZE": 4}, 4),
     ],
 )
-def test_ingestion_leaves_connections_for_define(settings: dict[str, object], expected: int) -> None:
+def test_ingestion_leaves_connections_for_define(
+    settings: dict[str, object], expected: int
+) -> None:
     assert apply_concurrency(unit_settings(**settings)) == expected
