@@ -1,6 +1,6 @@
 """Pieces shared by the event payloads (CONTRACTS.md section 2, "shared building blocks")."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -12,10 +12,7 @@ from pydantic import (
     StringConstraints,
 )
 
-
-def _as_utc(value: datetime) -> datetime:
-    # Producers send naive timestamps too; the contract says those are UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from common_core.timestamps import as_utc
 
 
 def _printable(value: str) -> str:
@@ -31,7 +28,7 @@ def _step_name(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)

@@ -23,11 +23,11 @@ from batch_conductor_service.implementations.guarded_store_call import guarded_s
 from batch_conductor_service.implementations.postgres_schema import AnyConnection, quoted_schema
 from batch_conductor_service.implementations.stored_batch import (
     StoredBatch,
-    as_utc,
     group_by_step,
 )
 from batch_conductor_service.metrics import BcsMetrics
 from common_core.enums import BatchPhaseStatus
+from common_core.timestamps import as_utc
 
 STORE = "postgresql"
 STORE_ERRORS = (

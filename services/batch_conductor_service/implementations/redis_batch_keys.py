@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from batch_conductor_service.batch_state import BatchOutcome, RosterSource
-from batch_conductor_service.implementations.stored_batch import as_utc
 from common_core.enums import BatchPhaseStatus
+from common_core.timestamps import as_utc
 
 # Unit separator: never part of a step name, and splitting at its first occurrence keeps any
 # essay id intact.

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from batch_conductor_service.batch_state import (
     BatchOutcome,
@@ -61,9 +60,3 @@ def latest_per_step(pairs: Iterable[tuple[str, BatchOutcome]]) -> dict[str, Batc
         if chosen is not None:
             latest[step] = chosen
     return latest
-
-
-def as_utc(moment: datetime) -> datetime:
-    # The contract treats naive timestamps as UTC; stores must not mix naive and aware ones
-    # (they do not compare), and asyncpg would read a naive one as local time.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
