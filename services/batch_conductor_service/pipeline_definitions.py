@@ -40,6 +40,8 @@ class PipelineDefinition(BaseModel):
 class PipelinesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Optional library of step definitions, for YAML aliases to share; its order comes first.
+    steps: tuple[StepDefinition, ...] = ()
     pipelines: dict[str, PipelineDefinition] = Field(min_length=1)
 
     @field_validator("pipelines")
@@ -81,6 +83,21 @@ class StepGraph:
 def build_step_graph(config: PipelinesFile) -> StepGraph:
     steps: dict[str, StepDefinition] = {}
     pipelines: dict[str, tuple[str, ...]] = {}
+
+    def register(step: StepDefinition, where: str) -> None:
+        known = steps.get(step.name)
+        if known is None:
+            steps[step.name] = step
+        elif known != step:
+            raise PipelineConfigError(
+                f"step {step.name!r} is defined differently in {where} "
+                "than where it first appears"
+            )
+
+    for step in config.steps:
+        if step.name in steps:
+            raise PipelineConfigError(f"the steps list defines step {step.name!r} more than once")
+        register(step, "the steps list")
     for pipeline_name, pipeline in config.pipelines.items():
         names: list[str] = []
         for step in pipeline.steps:
@@ -89,14 +106,7 @@ def build_step_graph(config: PipelinesFile) -> StepGraph:
                     f"pipeline {pipeline_name!r} lists step {step.name!r} more than once"
                 )
             names.append(step.name)
-            known = steps.get(step.name)
-            if known is None:
-                steps[step.name] = step
-            elif known != step:
-                raise PipelineConfigError(
-                    f"step {step.name!r} is defined differently in pipeline "
-                    f"{pipeline_name!r} than where it first appears"
-                )
+            register(step, f"pipeline {pipeline_name!r}")
         pipelines[pipeline_name] = tuple(names)
     for step in steps.values():
         for dependency in step.depends_on:

@@ -119,3 +119,30 @@ def test_closure_includes_transitive_dependencies() -> None:
     graph = parse_pipelines(config(pipeline("p", step("a"), step("b", "a"), step("c", "b"))))
     assert graph.closure(["c"]) == {"a", "b", "c"}
     assert graph.ordered(graph.closure(["c"])) == ("a", "b", "c")
+
+
+def test_steps_library_order_comes_first_and_aliases_share_definitions() -> None:
+    text = (
+        "steps:\n"
+        "  - &b {name: b, service_name: s, event_type: e, event_data_model: m, depends_on: []}\n"
+        "  - &a {name: a, service_name: s, event_type: e, event_data_model: m, depends_on: []}\n"
+        "pipelines:\n  p:\n    steps: [*a, *b]\n"
+    )
+    graph = parse_pipelines(text)
+    assert graph.order == ("b", "a")
+    assert graph.pipelines == {"p": ("a", "b")}
+
+
+def test_a_pipeline_redefining_a_library_step_is_rejected() -> None:
+    text = "steps:\n" + step("a").replace("      - ", "  - ").replace("        ", "    ")
+    text += config(pipeline("p", step("a", service="other")))
+    with pytest.raises(
+        PipelineConfigError, match="step 'a' is defined differently in pipeline 'p'"
+    ):
+        parse_pipelines(text)
+
+
+def test_a_step_listed_twice_in_the_library_is_rejected() -> None:
+    library = "steps:\n" + (step("a") * 2).replace("      - ", "  - ").replace("        ", "    ")
+    with pytest.raises(PipelineConfigError, match="defines step 'a' more than once"):
+        parse_pipelines(library + config(pipeline("p", step("a"))))
