@@ -11,7 +11,10 @@ class ConsumerPhase(StrEnum):
     CONNECTING = "connecting"
     RUNNING = "running"
     RETRYING = "retrying"
+    RECONNECTING = "reconnecting"
     STOPPED = "stopped"
+    # The consumer task ended without being asked to: nothing is consumed until a restart.
+    DEAD = "dead"
 
 
 _HEALTHY = {ConsumerPhase.DISABLED, ConsumerPhase.RUNNING}
@@ -41,11 +44,18 @@ class ConsumerHealth:
         self.phase = ConsumerPhase.STOPPED
 
     async def health(self) -> dict[str, ComponentHealth]:
-        state = HealthState.OK if self.phase in _HEALTHY else HealthState.DEGRADED
+        state = _state_of(self.phase)
         detail: dict[str, object] = {"state": self.phase.value}
         if self.phase is ConsumerPhase.RUNNING:
             detail["assigned_partitions"] = self.assigned_partitions
-        if self.error is not None and state is HealthState.DEGRADED:
+        if self.error is not None and state is not HealthState.OK:
             detail["error"] = self.error
             detail["consecutive_failures"] = self.consecutive_failures
         return {self.health_name: ComponentHealth(state, detail)}
+
+
+def _state_of(phase: ConsumerPhase) -> HealthState:
+    if phase in _HEALTHY:
+        return HealthState.OK
+    # Unhealthy (503) so an orchestrator restarts a replica whose consumer cannot come back.
+    return HealthState.UNHEALTHY if phase is ConsumerPhase.DEAD else HealthState.DEGRADED

@@ -4,9 +4,14 @@ Effects are written before anything is dead-lettered, so a store failure leaves 
 record behind and the whole batch is simply retried. Both failures of our own
 infrastructure (StateStoreUnavailableError, DeadLetterUnavailableError) propagate: the
 caller must neither commit nor skip.
+
+Logging: one INFO line per batch; the per-event lines are DEBUG, each bound to its event's
+correlation id. Batch-level lines carry the batch's ids (FetchedBatch.trace) so an operator
+can get from an event's correlation id to the batch that carried it.
 """
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +28,9 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol, DlqP
 from huleedu_service_libs.logging_utils import bound_context, get_logger
 
 logger = get_logger(__name__)
+
+# Enough ids to find an event's story; a 500-message batch must not make a 500-id log line.
+TRACED_IDS = 20
 
 
 class ConsumedMessage(Protocol):
@@ -56,6 +64,40 @@ class _Bad:
     error: UnprocessableEventError
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """One fetch's messages, translated: the events to store and the messages to dead-letter."""
+
+    messages: Sequence[ConsumedMessage]
+    good: Sequence[_Good]
+    bad: Sequence[_Bad]
+
+    @classmethod
+    def of(cls, messages: Sequence[ConsumedMessage]) -> "FetchedBatch":
+        good: list[_Good] = []
+        bad: list[_Bad] = []
+        for message in messages:
+            try:
+                good.append(_Good(message, translate(message.topic, message.value)))
+            except UnprocessableEventError as error:
+                bad.append(_Bad(message, error))
+        return cls(messages, good, bad)
+
+    def trace(self) -> dict[str, object]:
+        """Log fields naming the batch: its partitions with offset ranges and (some of) its ids."""
+        correlation_ids = [item.event.correlation_id for item in self.good]
+        correlation_ids += [item.error.correlation_id for item in self.bad]
+        unique_correlation_ids = list(dict.fromkeys(c for c in correlation_ids if c))
+        event_ids = [item.event.change.event_id for item in self.good]
+        return {
+            "messages": len(self.messages),
+            "partitions": offset_ranges(self.messages),
+            "correlation_ids": unique_correlation_ids[:TRACED_IDS],
+            "event_ids": event_ids[:TRACED_IDS],
+            "ids_truncated": max(len(unique_correlation_ids), len(event_ids)) > TRACED_IDS,
+        }
+
+
 class EventBatchProcessor:
     def __init__(
         self,
@@ -69,35 +111,38 @@ class EventBatchProcessor:
         self._metrics = metrics
         self._clock = clock
 
-    async def process(self, messages: Sequence[ConsumedMessage]) -> dict[PartitionKey, int]:
+    async def process(self, batch: FetchedBatch) -> dict[PartitionKey, int]:
         """Returns, per partition, the offset to commit: one past the last message handled."""
         started = time.perf_counter()
-        good: list[_Good] = []
-        bad: list[_Bad] = []
-        for message in messages:
-            try:
-                good.append(_Good(message, translate(message.topic, message.value)))
-            except UnprocessableEventError as error:
-                bad.append(_Bad(message, error))
-        await self._store(good)
-        for item in bad:
+        results = await self._store(batch.good)
+        for item in batch.bad:
             await self._dead_letter(item)
-        self._metrics.consumer_batch_seconds.observe(time.perf_counter() - started)
-        return next_offsets(messages)
+        elapsed = time.perf_counter() - started
+        self._metrics.consumer_batch_seconds.observe(elapsed)
+        outcomes = Counter(result.value for result in results)
+        logger.info(
+            "event_batch_stored",
+            applied=outcomes[ApplyResult.APPLIED.value],
+            duplicate=outcomes[ApplyResult.DUPLICATE.value],
+            dead_lettered=len(batch.bad),
+            seconds=round(elapsed, 4),
+            **batch.trace(),
+        )
+        return next_offsets(batch.messages)
 
     def count_retried(self, messages: Sequence[ConsumedMessage]) -> None:
         for message in messages:
             self._metrics.events_processed.labels(message.topic, "retried").inc()
 
-    async def _store(self, good: list[_Good]) -> None:
+    async def _store(self, good: Sequence[_Good]) -> list[ApplyResult]:
         if not good:
-            return
+            return []
         results = await self._repository.apply_many([item.event.change for item in good])
         for item, result in zip(good, results, strict=True):
             change = item.event.change
             self._metrics.events_processed.labels(item.message.topic, result.value).inc()
             with bound_context(correlation_id=item.event.correlation_id):
-                logger.info(
+                logger.debug(
                     "event_stored",
                     result=result.value,
                     event_id=change.event_id,
@@ -115,6 +160,7 @@ class EventBatchProcessor:
         if applied:
             age = (self._clock() - max(applied)).total_seconds()
             self._metrics.last_event_age.set(max(0.0, age))
+        return results
 
     async def _dead_letter(self, item: _Bad) -> None:
         message, error = item.message, item.error
@@ -155,3 +201,12 @@ def first_offsets(messages: Sequence[ConsumedMessage]) -> Mapping[PartitionKey, 
         key = PartitionKey(message.topic, message.partition)
         offsets[key] = min(offsets.get(key, message.offset), message.offset)
     return offsets
+
+
+def offset_ranges(messages: Sequence[ConsumedMessage]) -> dict[str, list[int]]:
+    """`topic/partition` -> [first offset, last offset], as the log lines show a batch."""
+    ends = next_offsets(messages)
+    return {
+        f"{key.topic}/{key.partition}": [first, ends[key] - 1]
+        for key, first in first_offsets(messages).items()
+    }

@@ -2,14 +2,17 @@
 
 Offsets are committed only after EventBatchProcessor has stored a batch's effects. When
 our own infrastructure fails (state store or dead-letter topic), the consumer seeks back
-to the batch's first offsets, backs off and fetches the same messages again.
+to the batch's first offsets, backs off and fetches the same messages again. When Kafka
+itself fails (fetch, commit, position), the client is closed and a new one joins the group
+after a pause; the group resumes from the committed offsets, so nothing stored is lost and a
+redelivery is absorbed by idempotency.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from batch_conductor_service.backoff import ExponentialBackoff
@@ -17,8 +20,10 @@ from batch_conductor_service.consumer_health import ConsumerHealth, ConsumerPhas
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
 from batch_conductor_service.event_batch_processor import (
     EventBatchProcessor,
+    FetchedBatch,
     PartitionKey,
     first_offsets,
+    offset_ranges,
 )
 from batch_conductor_service.metrics import BcsMetrics
 from huleedu_service_libs.logging_utils import get_logger
@@ -26,7 +31,9 @@ from huleedu_service_libs.logging_utils import get_logger
 logger = get_logger(__name__)
 
 _POLL_TIMEOUT_MS = 500
-_OUR_INFRASTRUCTURE = (StateStoreUnavailableError, DeadLetterUnavailableError, KafkaError)
+_STORE_FAILURES = (StateStoreUnavailableError, DeadLetterUnavailableError)
+# Of stop()'s budget, the part left for a task that did not stop in time to unwind once cancelled.
+_CANCEL_SHARE = 0.25
 
 
 class EventConsumer:
@@ -51,21 +58,36 @@ class EventConsumer:
     def start(self) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="bcs-kafka-consumer")
+        self._task.add_done_callback(self._on_task_done)
 
     async def stop(self, timeout_seconds: float) -> None:
-        """Lets the batch in hand finish and commit, then closes the client."""
+        """Lets the batch in hand finish and commit, then closes the client; returns within
+        about `timeout_seconds` and never raises what ended the task (_on_task_done logs it)."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout_seconds)
-        except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=timeout_seconds * (1 - _CANCEL_SHARE))
+        if not done:
             logger.warning("consumer_stop_timed_out", timeout_seconds=timeout_seconds)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=timeout_seconds * _CANCEL_SHARE)
+        if not done:
+            # Still unwinding: its Kafka client may stay open until the process exits.
+            logger.error("consumer_task_abandoned", timeout_seconds=timeout_seconds)
         self._health.stopped()
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            if not self._stopping.is_set():
+                self._health.failing(ConsumerPhase.DEAD, "the consumer task was cancelled")
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("consumer_task_died", error=repr(error), exc_info=error)
+            self._health.failing(ConsumerPhase.DEAD, repr(error))
+        elif not self._stopping.is_set():
+            self._health.failing(ConsumerPhase.DEAD, "the consumer loop ended")
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -74,26 +96,44 @@ class EventConsumer:
                 return
             try:
                 await self._consume(consumer)
+            except KafkaError as exc:
+                # Outermost loop: counted, shown in /healthz, retried with a new client.
+                self._metrics.consumer_errors.labels("kafka").inc()
+                self._health.failing(ConsumerPhase.RECONNECTING, repr(exc))
+                logger.warning("consumer_reconnecting", error=repr(exc))
             finally:
-                await consumer.stop()
-                logger.info("consumer_closed")
+                await self._close(consumer)
+            if not self._stopping.is_set():
+                await self._pause()
 
     async def _connect(self) -> AIOKafkaConsumer | None:
         while not self._stopping.is_set():
             consumer = self._factory()
+            # Re-subscribing to the same topics only adds the listener; it must precede start().
+            consumer.subscribe(
+                topics=list(consumer.subscription()), listener=_ForgetRevokedLag(self._metrics)
+            )
             try:
                 await consumer.start()
             except KafkaError as exc:
-                await consumer.stop()
+                await self._close(consumer)
                 self._health.failing(ConsumerPhase.CONNECTING, repr(exc))
                 logger.warning("consumer_connect_failed", error=repr(exc))
                 await self._pause()
                 continue
-            self._backoff.reset()
-            self._health.running(len(consumer.assignment()))
             logger.info("consumer_started")
             return consumer
         return None
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            _forget_lag(self._metrics, tp)
+        try:
+            await consumer.stop()
+        except KafkaError as exc:
+            logger.warning("consumer_close_failed", error=repr(exc))
+        else:
+            logger.info("consumer_closed")
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
@@ -103,23 +143,31 @@ class EventConsumer:
             messages = [m for partition in fetched.values() for m in partition]
             if messages:
                 await self._handle(consumer, messages)
+            else:
+                self._healthy(consumer)
             await self._record_lag(consumer)
 
     async def _handle(
         self, consumer: AIOKafkaConsumer, messages: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> None:
+        trace: dict[str, object] = {"partitions": offset_ranges(messages)}
         try:
-            offsets = await self._processor.process(messages)
-        except _OUR_INFRASTRUCTURE as exc:
-            await self._retry_later(consumer, messages, "infrastructure", exc)
+            batch = FetchedBatch.of(messages)
+            trace = batch.trace()
+            offsets = await self._processor.process(batch)
+        except _STORE_FAILURES as exc:
+            await self._retry_later(consumer, messages, trace, "infrastructure", exc)
             return
         except Exception as exc:
             # A bug must not skip messages nor kill the consumer: it is counted, shown in
             # /healthz, and the same messages are retried after a pause.
-            logger.exception("consumer_batch_failed_unexpectedly")
-            await self._retry_later(consumer, messages, "unexpected", exc)
+            logger.exception("consumer_batch_failed_unexpectedly", **trace)
+            await self._retry_later(consumer, messages, trace, "unexpected", exc)
             return
-        await self._commit(consumer, offsets)
+        await self._commit(consumer, offsets, trace)
+        self._healthy(consumer)
+
+    def _healthy(self, consumer: AIOKafkaConsumer) -> None:
         self._backoff.reset()
         self._health.running(len(consumer.assignment()))
 
@@ -127,32 +175,42 @@ class EventConsumer:
         self,
         consumer: AIOKafkaConsumer,
         messages: Sequence[ConsumerRecord[bytes, bytes]],
+        trace: dict[str, object],
         kind: str,
         exc: BaseException,
     ) -> None:
         self._metrics.consumer_errors.labels(kind).inc()
         self._processor.count_retried(messages)
         self._health.failing(ConsumerPhase.RETRYING, repr(exc))
-        logger.warning("consumer_batch_will_retry", kind=kind, error=repr(exc))
+        logger.warning("consumer_batch_will_retry", kind=kind, error=repr(exc), **trace)
         for key, offset in first_offsets(messages).items():
             # A partition revoked meanwhile is resumed by its new owner from the committed offset.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(_tp(key), offset)
         await self._pause()
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[PartitionKey, int]) -> None:
+    async def _commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        offsets: dict[PartitionKey, int],
+        trace: dict[str, object],
+    ) -> None:
         try:
             await consumer.commit({_tp(key): offset for key, offset in offsets.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced: the new owner redelivers, and idempotency absorbs it.
-            logger.warning("consumer_commit_rejected", error=repr(exc))
+            logger.warning("consumer_commit_rejected", error=repr(exc), **trace)
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await consumer.position(tp)
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                # Revoked by a rebalance since assignment() was read; the listener drops its gauge.
+                continue
             self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
                 max(0, highwater - position)
             )
@@ -160,6 +218,24 @@ class EventConsumer:
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._backoff.next_delay())
+
+
+class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A revoked partition's lag is its new owner's to report; ours would stay frozen forever."""
+
+    def __init__(self, metrics: BcsMetrics) -> None:
+        self._metrics = metrics
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            _forget_lag(self._metrics, tp)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
+def _forget_lag(metrics: BcsMetrics, tp: TopicPartition) -> None:
+    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
 
 
 def _tp(key: PartitionKey) -> TopicPartition:

@@ -93,3 +93,28 @@ async def test_the_health_detail_renders_as_json_with_its_status() -> None:
     component = await reported(health)
 
     assert component.as_json() == {"status": "ok", "state": "running", "assigned_partitions": 3}
+
+
+async def test_a_dead_consumer_is_unhealthy_and_shows_what_killed_it() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=2)
+
+    health.failing(ConsumerPhase.DEAD, "RuntimeError('bug')")
+    component = await reported(health)
+
+    assert component == ComponentHealth(
+        HealthState.UNHEALTHY,
+        {"state": "dead", "error": "RuntimeError('bug')", "consecutive_failures": 1},
+    )
+
+
+async def test_reconnecting_after_a_kafka_error_is_degraded_with_the_error() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=2)
+
+    health.failing(ConsumerPhase.RECONNECTING, "KafkaConnectionError('gone')")
+    component = await reported(health)
+
+    assert component.state is HealthState.DEGRADED
+    assert component.detail["state"] == "reconnecting"
+    assert component.detail["error"] == "KafkaConnectionError('gone')"

@@ -6,14 +6,19 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from batch_conductor_service.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
 from batch_conductor_service.event_batch_processor import (
+    TRACED_IDS,
     EventBatchProcessor,
+    FetchedBatch,
     PartitionKey,
     first_offsets,
     next_offsets,
+    offset_ranges,
 )
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
@@ -59,6 +64,9 @@ class Harness:
             self.repository, self.dead_letters, BcsMetrics(self.registry), clock=lambda: now
         )
 
+    async def process(self, messages: Sequence[Message]) -> dict[PartitionKey, int]:
+        return await self.processor.process(FetchedBatch.of(messages))
+
     def processed(self, topic: str, outcome: str) -> float:
         value = self.registry.get_sample_value(
             "bcs_events_processed_total", {"event_type": topic, "outcome": outcome}
@@ -82,7 +90,7 @@ def msg(topic: str, offset: int, document: dict[str, Any], partition: int = 0) -
 async def test_good_events_are_stored_in_the_repository_and_counted_as_applied() -> None:
     harness = Harness()
 
-    await harness.processor.process(
+    await harness.process(
         [
             msg(READY, 0, ev.ready("b1", ["e1", "e2"])),
             msg(SPELLCHECK, 0, ev.spellcheck("b1", "e1")),
@@ -105,8 +113,8 @@ async def test_a_redelivered_event_is_counted_as_duplicate_and_not_applied_twice
     harness = Harness()
     event = ev.spellcheck("b1", "e1", event_id=str(uuid.uuid4()))
 
-    await harness.processor.process([msg(SPELLCHECK, 0, event)])
-    await harness.processor.process([msg(SPELLCHECK, 0, event), msg(SPELLCHECK, 1, event)])
+    await harness.process([msg(SPELLCHECK, 0, event)])
+    await harness.process([msg(SPELLCHECK, 0, event), msg(SPELLCHECK, 1, event)])
 
     assert harness.processed(SPELLCHECK, "applied") == 1
     assert harness.processed(SPELLCHECK, "duplicate") == 2
@@ -119,7 +127,7 @@ async def test_a_redelivered_event_is_counted_as_duplicate_and_not_applied_twice
 async def test_a_message_that_is_not_json_is_dead_lettered_with_its_context() -> None:
     harness = Harness()
 
-    await harness.processor.process([Message(READY, 3, 41, b'{"not json": ')])
+    await harness.process([Message(READY, 3, 41, b'{"not json": ')])
 
     [record] = harness.dead_letters.sent
     assert record.original_topic == READY
@@ -136,7 +144,7 @@ async def test_a_message_that_is_not_json_is_dead_lettered_with_its_context() ->
 async def test_a_message_without_a_value_is_dead_lettered_as_invalid_json() -> None:
     harness = Harness()
 
-    await harness.processor.process([Message(READY, 0, 7, None)])
+    await harness.process([Message(READY, 0, 7, None)])
 
     [record] = harness.dead_letters.sent
     assert (record.reason, record.payload, record.offset) == ("invalid_json", b"", 7)
@@ -147,7 +155,7 @@ async def test_a_message_of_the_wrong_shape_is_dead_lettered_with_its_correlatio
     document = ev.ready("b1", ["e1"], correlation_id="corr-1")
     del document["data"]["batch_id"]
 
-    await harness.processor.process([msg(READY, 5, document, partition=1)])
+    await harness.process([msg(READY, 5, document, partition=1)])
 
     [record] = harness.dead_letters.sent
     assert record.reason == "schema_validation_failed"
@@ -162,7 +170,7 @@ async def test_a_spellcheck_result_naming_no_batch_is_dead_lettered_as_unplaceab
     harness = Harness()
     document = ev.spellcheck(None, "e1", correlation_id="corr-2")
 
-    await harness.processor.process([msg(SPELLCHECK, 0, document)])
+    await harness.process([msg(SPELLCHECK, 0, document)])
 
     [record] = harness.dead_letters.sent
     assert record.reason == "unplaceable_event"
@@ -174,7 +182,7 @@ async def test_a_spellcheck_result_naming_no_batch_is_dead_lettered_as_unplaceab
 async def test_good_and_bad_messages_of_one_batch_are_each_handled() -> None:
     harness = Harness()
 
-    await harness.processor.process(
+    await harness.process(
         [
             msg(READY, 0, ev.ready("b1", ["e1"])),
             Message(READY, 0, 1, b"garbage"),
@@ -191,7 +199,7 @@ async def test_good_and_bad_messages_of_one_batch_are_each_handled() -> None:
 async def test_offsets_to_commit_are_one_past_the_last_message_of_each_partition() -> None:
     harness = Harness()
 
-    offsets = await harness.processor.process(
+    offsets = await harness.process(
         [
             msg(READY, 10, ev.ready("b1", ["e1"])),
             msg(SPELLCHECK, 4, ev.spellcheck("b1", "e1"), partition=2),
@@ -212,14 +220,14 @@ async def test_offsets_to_commit_are_one_past_the_last_message_of_each_partition
 async def test_an_empty_batch_commits_nothing_and_stores_nothing() -> None:
     harness = Harness(repository=StoreDown())
 
-    assert await harness.processor.process([]) == {}
+    assert await harness.process([]) == {}
 
 
 async def test_a_store_failure_propagates_without_dead_lettering_or_counting() -> None:
     harness = Harness(repository=StoreDown())
 
     with pytest.raises(StateStoreUnavailableError):
-        await harness.processor.process(
+        await harness.process(
             [msg(READY, 0, ev.ready("b1", ["e1"])), Message(READY, 0, 1, b"garbage")]
         )
 
@@ -233,7 +241,7 @@ async def test_a_dead_letter_failure_propagates_after_the_good_events_are_stored
     harness = Harness(dead_letters=RecordingDlqProducer(failing=True))
 
     with pytest.raises(DeadLetterUnavailableError):
-        await harness.processor.process(
+        await harness.process(
             [msg(READY, 0, ev.ready("b1", ["e1"])), Message(READY, 0, 1, b"garbage")]
         )
 
@@ -258,7 +266,7 @@ async def test_last_event_age_is_the_age_of_the_newest_stored_event() -> None:
     harness = Harness(now=EVENT_TIME + timedelta(seconds=90))
     newer = (EVENT_TIME + timedelta(seconds=60)).isoformat()
 
-    await harness.processor.process(
+    await harness.process(
         [
             msg(READY, 0, ev.ready("b1", ["e1"])),
             msg(READY, 1, ev.ready("b2", ["e1"], timestamp=newer)),
@@ -271,7 +279,7 @@ async def test_last_event_age_is_the_age_of_the_newest_stored_event() -> None:
 async def test_last_event_age_is_never_negative_when_the_event_comes_from_the_future() -> None:
     harness = Harness(now=EVENT_TIME - timedelta(seconds=5))
 
-    await harness.processor.process([msg(READY, 0, ev.ready("b1", ["e1"]))])
+    await harness.process([msg(READY, 0, ev.ready("b1", ["e1"]))])
 
     assert harness.sample("bcs_last_applied_event_age_seconds") == 0.0
 
@@ -280,19 +288,19 @@ async def test_last_event_age_ignores_a_redelivered_duplicate() -> None:
     harness = Harness(now=EVENT_TIME + timedelta(seconds=90))
     newer = (EVENT_TIME + timedelta(seconds=60)).isoformat()
     old = ev.ready("b1", ["e1"])
-    await harness.processor.process([msg(READY, 0, old)])
-    await harness.processor.process([msg(READY, 1, ev.ready("b2", ["e1"], timestamp=newer))])
+    await harness.process([msg(READY, 0, old)])
+    await harness.process([msg(READY, 1, ev.ready("b2", ["e1"], timestamp=newer))])
 
-    await harness.processor.process([msg(READY, 2, old)])
+    await harness.process([msg(READY, 2, old)])
 
     assert harness.sample("bcs_last_applied_event_age_seconds") == pytest.approx(30.0)
 
 
 async def test_last_event_age_is_left_alone_by_a_batch_of_bad_messages() -> None:
     harness = Harness(now=EVENT_TIME + timedelta(seconds=90))
-    await harness.processor.process([msg(READY, 0, ev.ready("b1", ["e1"]))])
+    await harness.process([msg(READY, 0, ev.ready("b1", ["e1"]))])
 
-    await harness.processor.process([Message(READY, 0, 1, b"garbage")])
+    await harness.process([Message(READY, 0, 1, b"garbage")])
 
     assert harness.sample("bcs_last_applied_event_age_seconds") == pytest.approx(90.0)
 
@@ -325,3 +333,75 @@ def test_first_offsets_are_the_lowest_offset_per_partition_in_any_order() -> Non
         PartitionKey(READY, 1): 0,
         PartitionKey(SPELLCHECK, 0): 2,
     }
+
+
+async def test_a_batch_writes_one_info_summary_and_a_debug_line_per_event() -> None:
+    harness = Harness()
+    first = ev.spellcheck("b1", "e1", correlation_id="corr-a")
+    event = ev.spellcheck("b1", "e2", correlation_id="corr-b")
+    bad = ev.spellcheck(None, "e3", correlation_id="corr-bad")
+    ready = ev.ready("b1", ["e1"], correlation_id="corr-c")
+    await harness.process([msg(SPELLCHECK, 0, first)])
+
+    with capture_logs() as logs:
+        await harness.process(
+            [
+                msg(SPELLCHECK, 4, first),
+                msg(SPELLCHECK, 5, event),
+                msg(SPELLCHECK, 6, bad),
+                msg(READY, 9, ready, partition=2),
+            ]
+        )
+
+    [summary] = [line for line in logs if line["log_level"] == "info"]
+    assert summary["event"] == "event_batch_stored"
+    assert (summary["applied"], summary["duplicate"], summary["dead_lettered"]) == (2, 1, 1)
+    assert summary["messages"] == 4
+    assert summary["partitions"] == {f"{SPELLCHECK}/0": [4, 6], f"{READY}/2": [9, 9]}
+    assert summary["correlation_ids"] == ["corr-a", "corr-b", "corr-c", "corr-bad"]
+    assert summary["event_ids"] == [first["event_id"], event["event_id"], ready["event_id"]]
+    assert summary["ids_truncated"] is False
+    stored = [line for line in logs if line["event"] == "event_stored"]
+    assert {line["log_level"] for line in stored} == {"debug"}
+    assert len(stored) == 3
+
+
+async def test_each_per_event_line_carries_its_own_events_correlation_id() -> None:
+    harness = Harness()
+    documents = [
+        ev.spellcheck("b1", "e1", correlation_id="corr-1"),
+        ev.spellcheck("b1", "e2", correlation_id="corr-2"),
+    ]
+
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        await harness.process([msg(SPELLCHECK, i, d) for i, d in enumerate(documents)])
+
+    stored = {line["event_id"]: line for line in logs if line["event"] == "event_stored"}
+    for document in documents:
+        assert stored[document["event_id"]]["correlation_id"] == document["correlation_id"]
+
+
+def test_the_trace_of_a_large_batch_names_a_bounded_number_of_ids() -> None:
+    count = TRACED_IDS + 5
+    messages = [
+        msg(SPELLCHECK, i, ev.spellcheck("b1", f"e{i}", correlation_id=f"c{i}"))
+        for i in range(count)
+    ]
+
+    trace = FetchedBatch.of(messages).trace()
+
+    assert trace["correlation_ids"] == [f"c{i}" for i in range(TRACED_IDS)]
+    assert isinstance(trace["event_ids"], list)
+    assert len(trace["event_ids"]) == TRACED_IDS
+    assert trace["ids_truncated"] is True
+    assert trace["messages"] == count
+
+
+def test_offset_ranges_name_each_partition_with_its_first_and_last_offset() -> None:
+    messages = [
+        Message(READY, 0, 7, None),
+        Message(READY, 0, 5, None),
+        Message(SPELLCHECK, 3, 2, None),
+    ]
+
+    assert offset_ranges(messages) == {f"{READY}/0": [5, 7], f"{SPELLCHECK}/3": [2, 2]}
