@@ -24,6 +24,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.pipeline_definitions import StepGraph
 from batch_conductor_service.pipeline_rules import UnknownPipelineError
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.shutdown import ShutdownBudget
 from huleedu_service_libs.correlation import usable_correlation_id
 from huleedu_service_libs.logging_utils import bind_correlation_id, clear_log_context, get_logger
 
@@ -67,9 +68,13 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
     @app.after_serving
     async def _stop() -> None:
         settings = await container.get(Settings)
-        consumer = await container.get(EventConsumer)
-        await consumer.stop(settings.SHUTDOWN_TIMEOUT_SECONDS)
-        await container.close()
+        budget = ShutdownBudget(settings.SHUTDOWN_TIMEOUT_SECONDS)
+        try:
+            consumer = await container.get(EventConsumer)
+            await consumer.stop(budget.for_consumer)
+        finally:
+            # Whatever happened to the consumer, the Redis, PostgreSQL and Kafka clients close.
+            await budget.close_within(container.close, "container")
         logger.info("service_stopped")
 
 
