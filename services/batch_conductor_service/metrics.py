@@ -46,7 +46,8 @@ class BcsMetrics:
         )
         self.consumer_errors = Counter(
             "bcs_consumer_errors_total",
-            "Fetched batches the consumer had to retry, by kind (infrastructure, unexpected).",
+            "Consumer failures that made it retry: a store or DLQ down (infrastructure), a Kafka "
+            "error that made it reconnect (kafka), or a bug (unexpected).",
             ["kind"],
             registry=registry,
         )
