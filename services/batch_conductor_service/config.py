@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # No braces: the batch id's `{...}` must be the only hash tag in a key.
     REDIS_KEY_PREFIX: str = Field(default="bcs", pattern=r"^[A-Za-z0-9_:.-]+$")
     REDIS_MAX_CONNECTIONS: int = Field(default=64, ge=1)
+    # REDIS_URL names any one node of a Redis Cluster; the client discovers the others.
+    REDIS_CLUSTER: bool = False
 
     DATABASE_URL: str | None = None
     DATABASE_SCHEMA: str = Field(default="bcs", pattern=r"^[a-z_][a-z0-9_]{0,62}$")

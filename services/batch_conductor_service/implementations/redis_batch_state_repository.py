@@ -1,15 +1,17 @@
-"""Batch state in Redis: sets per batch under one hash tag, atomic per batch by WATCH/MULTI/EXEC."""
+"""Batch state in Redis: sets per batch under one hash tag, atomic per batch by WATCH/MULTI/EXEC.
+
+Works alike on one Redis server and on a Redis Cluster (see redis_client)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import (
-    ClusterDownError,
-    MasterDownError,
+    AskError,
+    ClusterError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     TryAgainError,
     WatchError,
 )
@@ -46,6 +48,10 @@ from batch_conductor_service.implementations.redis_batch_writes import (
     queue_stored_batch,
     queue_ttl,
 )
+from batch_conductor_service.implementations.redis_client import (
+    BatchStateRedis,
+    cluster_outage_as_connection_error,
+)
 from batch_conductor_service.implementations.stored_batch import (
     StoredBatch,
     latest_per_step,
@@ -58,16 +64,20 @@ logger = get_logger(__name__)
 STORE = "redis"
 # What "Redis cannot answer now" looks like. Besides the connection failing: a replica during
 # failover (READONLY), a server out of memory under `noeviction` (OOM), a cluster without a
-# master for the slot (CLUSTERDOWN, MASTERDOWN) or migrating it (TRYAGAIN). A server still
-# loading its data (LOADING, BusyLoadingError) is a ConnectionError already.
+# master for the slot (CLUSTERDOWN, MASTERDOWN: ClusterErrors), a cluster client that ran out
+# of redirections while slots move (ClusterError "TTL exhausted"), a slot being migrated
+# (TRYAGAIN), or a MOVED/ASK a transaction could not follow (AskError; MovedError is one). A
+# server still loading its data (LOADING, BusyLoadingError) and a cluster client out of
+# connections (MaxConnectionsError) are ConnectionErrors already; a cluster with no reachable
+# node or an unserved slot is turned into one by cluster_outage_as_connection_error.
 STORE_ERRORS = (
     RedisConnectionError,
     RedisTimeoutError,
     ReadOnlyError,
     OutOfMemoryError,
-    ClusterDownError,
-    MasterDownError,
+    ClusterError,
     TryAgainError,
+    AskError,
     OSError,
 )
 
@@ -81,7 +91,7 @@ class RedisBatchStateRepository:
 
     def __init__(
         self,
-        client: Redis,
+        client: BatchStateRedis,
         *,
         ttl_seconds: int,
         metrics: BcsMetrics,
@@ -126,12 +136,18 @@ class RedisBatchStateRepository:
         async def read() -> list[Any]:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.sismember(keys.events, PRESENT_MARKER)
-                pipe.smembers(keys.roster(RosterSource.REGISTERED))
-                pipe.smembers(keys.roster(RosterSource.READY))
-                pipe.smembers(keys.succeeded)
-                pipe.smembers(keys.failed)
-                pipe.smembers(keys.outcomes)
-                return await pipe.execute()
+                for key in (
+                    keys.roster(RosterSource.REGISTERED),
+                    keys.roster(RosterSource.READY),
+                    keys.succeeded,
+                    keys.failed,
+                    keys.outcomes,
+                ):
+                    # Not pipe.smembers: it adds a `keys` option that redis-py 8.1's cluster
+                    # transaction passes on to the SMEMBERS reply parser, which rejects it.
+                    pipe.execute_command("SMEMBERS", key)
+                replies: list[Any] = await pipe.execute()
+                return replies
 
         present, registered, ready, succeeded, failed, outcomes = await self._guarded("read", read)
         if not present:
@@ -195,7 +211,11 @@ class RedisBatchStateRepository:
         async def apply_group(batch_id: str, indexes: list[int]) -> None:
             async with limit:
                 group = [changes[i] for i in indexes]
-                outcome = await self._apply_group(self.keys(batch_id), group, load_missing)
+                # Translated per group, so that apply_all below sees a cluster outage as the
+                # store error it is.
+                outcome = await cluster_outage_as_connection_error(
+                    lambda: self._apply_group(self.keys(batch_id), group, load_missing)
+                )
             for i, result in zip(indexes, outcome, strict=True):
                 results[i] = result
 
@@ -218,8 +238,12 @@ class RedisBatchStateRepository:
     async def health(self) -> dict[str, ComponentHealth]:
         detail: dict[str, Any] = {"circuit": self._breaker.state.value}
         try:
-            await asyncio.wait_for(self._client.ping(), self._health_timeout)
-        except (*STORE_ERRORS, TimeoutError) as exc:
+            await asyncio.wait_for(
+                cluster_outage_as_connection_error(self._client.ping), self._health_timeout
+            )
+        except (*STORE_ERRORS, TimeoutError, RedisClusterException) as exc:
+            # Any other RedisClusterException is a cluster that cannot be used as configured
+            # (a REDIS_URL naming a server without cluster mode): unhealthy too.
             detail["error"] = f"{type(exc).__name__}: {exc}"
             return {STORE: ComponentHealth(HealthState.UNHEALTHY, detail)}
         if self._breaker.state is not CircuitState.CLOSED:
@@ -266,7 +290,7 @@ class RedisBatchStateRepository:
                 # What the rebuild brings was applied before, not by these changes.
                 known |= stored.event_ids
             results = _dedupe(changes, known)
-            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.multi()
             if stored is not None:
                 queue_stored_batch(pipe, keys, stored)
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
@@ -305,7 +329,13 @@ class RedisBatchStateRepository:
         ]
 
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
-        return await guarded_store_call(self._breaker, STORE_ERRORS, self._metrics, operation, run)
+        return await guarded_store_call(
+            self._breaker,
+            STORE_ERRORS,
+            self._metrics,
+            operation,
+            lambda: cluster_outage_as_connection_error(run),
+        )
 
 
 def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:

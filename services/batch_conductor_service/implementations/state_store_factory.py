@@ -6,8 +6,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 
 from batch_conductor_service.config import Settings
 from batch_conductor_service.errors import StartupError
@@ -20,6 +22,8 @@ from batch_conductor_service.implementations.postgres_schema import ensure_schem
 from batch_conductor_service.implementations.redis_batch_state_repository import (
     RedisBatchStateRepository,
 )
+from batch_conductor_service.implementations.redis_client import BatchStateRedis
+from batch_conductor_service.implementations.waiting_redis_cluster import WaitingRedisCluster
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from huleedu_service_libs.logging_utils import get_logger
@@ -54,7 +58,13 @@ def apply_concurrency(settings: Settings) -> int:
     return min(limits)
 
 
-def make_redis_client(settings: Settings) -> Redis:
+def make_redis_client(settings: Settings) -> BatchStateRedis:
+    if settings.REDIS_CLUSTER:
+        return WaitingRedisCluster(
+            make_redis_cluster_client(settings),
+            settings.REDIS_MAX_CONNECTIONS,
+            settings.REDIS_TIMEOUT_SECONDS,
+        )
     pool = BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.REDIS_MAX_CONNECTIONS,
@@ -67,6 +77,30 @@ def make_redis_client(settings: Settings) -> Redis:
         retry=Retry(NoBackoff(), 1),
     )
     return Redis.from_pool(pool)
+
+
+def make_redis_cluster_client(settings: Settings) -> RedisCluster:
+    """A client for the Redis Cluster that REDIS_URL names one node of. It connects on first
+    use, as the single-server client does, so the service starts while the cluster is down."""
+    try:
+        return RedisCluster.from_url(
+            settings.REDIS_URL,
+            # Per node. This pool fails at once when all are in use; WaitingRedisCluster makes
+            # callers wait instead.
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+            decode_responses=True,
+            # No retries by the client: retrying a transaction after a connection error would
+            # send MULTI/EXEC again on a new connection without the WATCH, and retrying a plain
+            # pipeline closes every connection of the client. A failed call goes to the
+            # circuit breaker and the caller's retry instead, and the client refreshes its view
+            # of the cluster before its next call.
+            retry=Retry(NoBackoff(), 0),
+        )
+    except RedisClusterException as exc:
+        # e.g. a unix:// URL or a database other than 0; the message holds no credentials.
+        raise StartupError(f"BCS_REDIS_URL cannot name a Redis Cluster node: {exc}") from exc
 
 
 async def close_pool(pool: asyncpg.Pool, timeout_seconds: float) -> None:

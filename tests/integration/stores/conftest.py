@@ -1,6 +1,7 @@
 """Stores for the repository tests: the real Redis and PostgreSQL on 127.0.0.1 (each test in a
-key prefix or schema of its own, removed after), fakeredis, and a Redis server of the tests'
-own that a test may stop and restart."""
+key prefix or schema of its own, removed after), fakeredis, a Redis server of the tests' own
+that a test may stop and restart, and a three-master Redis Cluster of the tests' own, shared by
+the session."""
 
 import asyncio
 import os
@@ -17,8 +18,10 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from batch_conductor_service.config import load_settings
 from batch_conductor_service.dev.embedded_broker import free_port
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker
 from batch_conductor_service.implementations.durable_batch_state_repository import (
@@ -32,9 +35,13 @@ from batch_conductor_service.implementations.postgres_schema import ensure_schem
 from batch_conductor_service.implementations.redis_batch_state_repository import (
     RedisBatchStateRepository,
 )
+from batch_conductor_service.implementations.redis_client import BatchStateRedis
+from batch_conductor_service.implementations.state_store_factory import make_redis_client
+from batch_conductor_service.implementations.waiting_redis_cluster import WaitingRedisCluster
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from tests.conftest import service_missing
+from tests.integration.stores.own_redis_cluster import OwnRedisCluster
 
 REDIS_URL = os.environ.get("BCS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("BCS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -71,6 +78,32 @@ async def redis_client(key_prefix: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedisCluster]:
+    binaries = OwnRedisCluster.binaries()
+    if binaries is None:
+        service_missing("the redis-server and redis-cli binaries")
+        raise AssertionError("unreachable")
+    cluster = OwnRedisCluster(*binaries, tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def redis_cluster_client(
+    redis_cluster: OwnRedisCluster,
+) -> AsyncIterator[WaitingRedisCluster]:
+    """Made as the service makes it; `.cluster` is the redis-py client inside. Keys are left
+    behind: each test has its own prefix, and the cluster lives only as long as the session."""
+    client = make_redis_client(load_settings(REDIS_URL=redis_cluster.url, REDIS_CLUSTER=True))
+    assert isinstance(client, WaitingRedisCluster)
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture
 async def pg_pool() -> AsyncIterator[asyncpg.Pool]:
     try:
@@ -92,7 +125,7 @@ async def pg_schema(pg_pool: asyncpg.Pool) -> AsyncIterator[str]:
 
 
 def make_redis_repository(
-    client: Redis, metrics: BcsMetrics, key_prefix: str, **options: object
+    client: BatchStateRedis, metrics: BcsMetrics, key_prefix: str, **options: object
 ) -> RedisBatchStateRepository:
     return RedisBatchStateRepository(
         client,
@@ -126,7 +159,7 @@ class ManualClock:
 
 
 def redis_expiry(
-    client: Redis, repository: RedisBatchStateRepository
+    client: Redis | RedisCluster, repository: RedisBatchStateRepository
 ) -> Callable[[str], Awaitable[None]]:
     async def expire(batch_id: str) -> None:
         # Let Redis itself expire the keys, as the TTL would, only sooner.
@@ -138,7 +171,7 @@ def redis_expiry(
 
 
 # Synchronous so that it can ask for the async store fixtures only for the kinds that need them.
-@pytest.fixture(params=["memory", "fakeredis", "redis", "redis+postgresql"])
+@pytest.fixture(params=["memory", "fakeredis", "redis", "redis-cluster", "redis+postgresql"])
 def store(request: pytest.FixtureRequest, metrics: BcsMetrics) -> StoreUnderTest:
     kind = request.param
     if kind == "memory":
@@ -154,6 +187,12 @@ def store(request: pytest.FixtureRequest, metrics: BcsMetrics) -> StoreUnderTest
         from fakeredis import FakeAsyncRedis
 
         client: Redis = FakeAsyncRedis(decode_responses=True)
+    elif kind == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster_client")
+        redis_repository = make_redis_repository(cluster, metrics, prefix)
+        return StoreUnderTest(
+            redis_repository, durable=False, expire=redis_expiry(cluster.cluster, redis_repository)
+        )
     else:
         client = request.getfixturevalue("redis_client")
     redis_repository = make_redis_repository(client, metrics, prefix)
