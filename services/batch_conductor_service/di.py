@@ -1,8 +1,9 @@
 """Dishka providers, grouped by layer. The one container is built in startup_setup."""
 
 from collections.abc import AsyncIterator
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from dishka import AsyncContainer, Provider, Scope, from_context, provide
 from prometheus_client import CollectorRegistry
 from quart import Quart
@@ -11,14 +12,11 @@ from quart_dishka import QuartDishka
 from batch_conductor_service import SERVICE_NAME
 from batch_conductor_service.backoff import ExponentialBackoff
 from batch_conductor_service.config import Settings
+from batch_conductor_service.consumer_client import new_consumer_client
 from batch_conductor_service.consumer_health import ConsumerHealth
 from batch_conductor_service.event_batch_processor import EventBatchProcessor
 from batch_conductor_service.event_translation import CONSUMED_TOPICS
-from batch_conductor_service.health import (
-    ComponentHealth,
-    HealthReporters,
-    HealthState,
-)
+from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
 from batch_conductor_service.implementations.kafka_dlq_producer_impl import KafkaDlqProducer
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
@@ -101,7 +99,8 @@ class ConsumerProvider(Provider):
         metrics: BcsMetrics,
     ) -> EventConsumer:
         return EventConsumer(
-            lambda: _kafka_consumer(settings),
+            partial(new_consumer_client, settings),
+            CONSUMED_TOPICS,
             processor,
             health,
             metrics,
@@ -111,30 +110,6 @@ class ConsumerProvider(Provider):
             ),
             settings.KAFKA_MAX_POLL_RECORDS,
         )
-
-
-def _kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
-    session_ms = int(settings.KAFKA_SESSION_TIMEOUT_SECONDS * 1000)
-    return AIOKafkaConsumer(
-        *CONSUMED_TOPICS,
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-        group_id=settings.KAFKA_CONSUMER_GROUP_ID,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=session_ms,
-        heartbeat_interval_ms=session_ms // 3,
-    )
-
-
-class PipelineConfigHealth:
-    health_name = "pipeline_config"
-
-    def __init__(self, graph: StepGraph) -> None:
-        self._graph = graph
-
-    async def health(self) -> dict[str, ComponentHealth]:
-        detail = {"pipelines": sorted(self._graph.pipelines), "steps": list(self._graph.order)}
-        return {self.health_name: ComponentHealth(HealthState.OK, detail)}
 
 
 class HealthProvider(Provider):

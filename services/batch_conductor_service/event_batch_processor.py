@@ -5,97 +5,23 @@ record behind and the whole batch is simply retried. Both failures of our own
 infrastructure (StateStoreUnavailableError, DeadLetterUnavailableError) propagate: the
 caller must neither commit nor skip.
 
-Logging: one INFO line per batch; the per-event lines are DEBUG, each bound to its event's
-correlation id. Batch-level lines carry the batch's ids (FetchedBatch.trace) so an operator
-can get from an event's correlation id to the batch that carried it.
+Logging: one INFO line per batch, named by FetchedBatch.trace; the per-event lines are DEBUG,
+each bound to its event's correlation id.
 """
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
 
 from batch_conductor_service.batch_state import ApplyResult
-from batch_conductor_service.event_translation import (
-    TranslatedEvent,
-    UnprocessableEventError,
-    translate,
-)
+from batch_conductor_service.fetched_batch import BadMessage, FetchedBatch, GoodMessage
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.partition_offsets import ConsumedMessage, PartitionKey, next_offsets
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol, DlqProducerProtocol
 from huleedu_service_libs.logging_utils import bound_context, get_logger
 
 logger = get_logger(__name__)
-
-# Enough ids to find an event's story; a 500-message batch must not make a 500-id log line.
-TRACED_IDS = 20
-
-
-class ConsumedMessage(Protocol):
-    """The parts of an aiokafka ConsumerRecord the processor reads."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def value(self) -> bytes | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionKey:
-    topic: str
-    partition: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Good:
-    message: ConsumedMessage
-    event: TranslatedEvent
-
-
-@dataclass(frozen=True, slots=True)
-class _Bad:
-    message: ConsumedMessage
-    error: UnprocessableEventError
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedBatch:
-    """One fetch's messages, translated: the events to store and the messages to dead-letter."""
-
-    messages: Sequence[ConsumedMessage]
-    good: Sequence[_Good]
-    bad: Sequence[_Bad]
-
-    @classmethod
-    def of(cls, messages: Sequence[ConsumedMessage]) -> "FetchedBatch":
-        good: list[_Good] = []
-        bad: list[_Bad] = []
-        for message in messages:
-            try:
-                good.append(_Good(message, translate(message.topic, message.value)))
-            except UnprocessableEventError as error:
-                bad.append(_Bad(message, error))
-        return cls(messages, good, bad)
-
-    def trace(self) -> dict[str, object]:
-        """Log fields naming the batch: its partitions with offset ranges and (some of) its ids."""
-        correlation_ids = [item.event.correlation_id for item in self.good]
-        correlation_ids += [item.error.correlation_id for item in self.bad]
-        unique_correlation_ids = list(dict.fromkeys(c for c in correlation_ids if c))
-        event_ids = [item.event.change.event_id for item in self.good]
-        return {
-            "messages": len(self.messages),
-            "partitions": offset_ranges(self.messages),
-            "correlation_ids": unique_correlation_ids[:TRACED_IDS],
-            "event_ids": event_ids[:TRACED_IDS],
-            "ids_truncated": max(len(unique_correlation_ids), len(event_ids)) > TRACED_IDS,
-        }
 
 
 class EventBatchProcessor:
@@ -134,7 +60,7 @@ class EventBatchProcessor:
         for message in messages:
             self._metrics.events_processed.labels(message.topic, "retried").inc()
 
-    async def _store(self, good: Sequence[_Good]) -> list[ApplyResult]:
+    async def _store(self, good: Sequence[GoodMessage]) -> list[ApplyResult]:
         if not good:
             return []
         results = await self._repository.apply_many([item.event.change for item in good])
@@ -162,7 +88,7 @@ class EventBatchProcessor:
             self._metrics.last_event_age.set(max(0.0, age))
         return results
 
-    async def _dead_letter(self, item: _Bad) -> None:
+    async def _dead_letter(self, item: BadMessage) -> None:
         message, error = item.message, item.error
         await self._dead_letters.send(
             original_topic=message.topic,
@@ -184,29 +110,3 @@ class EventBatchProcessor:
                 partition=message.partition,
                 offset=message.offset,
             )
-
-
-def next_offsets(messages: Sequence[ConsumedMessage]) -> dict[PartitionKey, int]:
-    offsets: dict[PartitionKey, int] = {}
-    for message in messages:
-        key = PartitionKey(message.topic, message.partition)
-        offsets[key] = max(offsets.get(key, 0), message.offset + 1)
-    return offsets
-
-
-def first_offsets(messages: Sequence[ConsumedMessage]) -> Mapping[PartitionKey, int]:
-    """Where to seek back to so that the same messages are fetched again."""
-    offsets: dict[PartitionKey, int] = {}
-    for message in messages:
-        key = PartitionKey(message.topic, message.partition)
-        offsets[key] = min(offsets.get(key, message.offset), message.offset)
-    return offsets
-
-
-def offset_ranges(messages: Sequence[ConsumedMessage]) -> dict[str, list[int]]:
-    """`topic/partition` -> [first offset, last offset], as the log lines show a batch."""
-    ends = next_offsets(messages)
-    return {
-        f"{key.topic}/{key.partition}": [first, ends[key] - 1]
-        for key, first in first_offsets(messages).items()
-    }

@@ -1,9 +1,11 @@
-"""Health reporting shared by the repositories, the consumer and the /healthz route."""
+"""Health reporting shared by the repositories, the consumer, the pipeline config and /healthz."""
 
 import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
+
+from batch_conductor_service.pipeline_definitions import StepGraph
 
 
 class HealthState(StrEnum):
@@ -53,3 +55,14 @@ class HealthReporters:
             name = getattr(reporter, "health_name", type(reporter).__name__)
             timed_out = ComponentHealth(HealthState.UNHEALTHY, {"error": "health check timed out"})
             return {name: timed_out}
+
+
+class PipelineConfigHealth:
+    health_name = "pipeline_config"
+
+    def __init__(self, graph: StepGraph) -> None:
+        self._graph = graph
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        detail = {"pipelines": sorted(self._graph.pipelines), "steps": list(self._graph.order)}
+        return {self.health_name: ComponentHealth(HealthState.OK, detail)}

@@ -12,20 +12,17 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from batch_conductor_service.backoff import ExponentialBackoff
 from batch_conductor_service.consumer_health import ConsumerHealth, ConsumerPhase
+from batch_conductor_service.consumer_lag import ConsumerLag
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
-from batch_conductor_service.event_batch_processor import (
-    EventBatchProcessor,
-    FetchedBatch,
-    PartitionKey,
-    first_offsets,
-    offset_ranges,
-)
+from batch_conductor_service.event_batch_processor import EventBatchProcessor
+from batch_conductor_service.fetched_batch import FetchedBatch, offset_ranges
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.partition_offsets import PartitionKey, first_offsets
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -40,6 +37,7 @@ class EventConsumer:
     def __init__(
         self,
         consumer_factory: Callable[[], AIOKafkaConsumer],
+        topics: Sequence[str],
         processor: EventBatchProcessor,
         health: ConsumerHealth,
         metrics: BcsMetrics,
@@ -47,9 +45,11 @@ class EventConsumer:
         max_records: int,
     ) -> None:
         self._factory = consumer_factory
+        self._topics = list(topics)
         self._processor = processor
         self._health = health
         self._metrics = metrics
+        self._lag = ConsumerLag(metrics)
         self._backoff = backoff
         self._max_records = max_records
         self._stopping = asyncio.Event()
@@ -109,10 +109,7 @@ class EventConsumer:
     async def _connect(self) -> AIOKafkaConsumer | None:
         while not self._stopping.is_set():
             consumer = self._factory()
-            # Re-subscribing to the same topics only adds the listener; it must precede start().
-            consumer.subscribe(
-                topics=list(consumer.subscription()), listener=_ForgetRevokedLag(self._metrics)
-            )
+            consumer.subscribe(topics=self._topics, listener=self._lag)
             try:
                 await consumer.start()
             except KafkaError as exc:
@@ -126,8 +123,7 @@ class EventConsumer:
         return None
 
     async def _close(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
-            _forget_lag(self._metrics, tp)
+        self._lag.forget(consumer.assignment())
         try:
             await consumer.stop()
         except KafkaError as exc:
@@ -145,7 +141,7 @@ class EventConsumer:
                 await self._handle(consumer, messages)
             else:
                 self._healthy(consumer)
-            await self._record_lag(consumer)
+            await self._lag.record(consumer)
 
     async def _handle(
         self, consumer: AIOKafkaConsumer, messages: Sequence[ConsumerRecord[bytes, bytes]]
@@ -201,41 +197,9 @@ class EventConsumer:
             # The group rebalanced: the new owner redelivers, and idempotency absorbs it.
             logger.warning("consumer_commit_rejected", error=repr(exc), **trace)
 
-    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            try:
-                position = await consumer.position(tp)
-            except IllegalStateError:
-                # Revoked by a rebalance since assignment() was read; the listener drops its gauge.
-                continue
-            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - position)
-            )
-
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._backoff.next_delay())
-
-
-class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
-    """A revoked partition's lag is its new owner's to report; ours would stay frozen forever."""
-
-    def __init__(self, metrics: BcsMetrics) -> None:
-        self._metrics = metrics
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        for tp in revoked:
-            _forget_lag(self._metrics, tp)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
-
-
-def _forget_lag(metrics: BcsMetrics, tp: TopicPartition) -> None:
-    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
 
 
 def _tp(key: PartitionKey) -> TopicPartition:

@@ -11,19 +11,13 @@ from structlog.testing import capture_logs
 
 from batch_conductor_service.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
-from batch_conductor_service.event_batch_processor import (
-    TRACED_IDS,
-    EventBatchProcessor,
-    FetchedBatch,
-    PartitionKey,
-    first_offsets,
-    next_offsets,
-    offset_ranges,
-)
+from batch_conductor_service.event_batch_processor import EventBatchProcessor
+from batch_conductor_service.fetched_batch import TRACED_IDS, FetchedBatch, offset_ranges
 from batch_conductor_service.implementations.mock_batch_state_repository import (
     InMemoryBatchStateRepository,
 )
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.partition_offsets import PartitionKey, first_offsets, next_offsets
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer

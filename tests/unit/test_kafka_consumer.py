@@ -54,8 +54,12 @@ class FakeBroker:
         log.append(Record(tp.topic, tp.partition, len(log), ev.encode(document)))
         return len(log) - 1
 
+    @property
+    def topics(self) -> list[str]:
+        return sorted({tp.topic for tp in self.logs})
+
     def client(self) -> "FakeKafkaConsumer":
-        client = FakeKafkaConsumer(self, {tp.topic for tp in self.logs})
+        client = FakeKafkaConsumer(self)
         self.clients.append(client)
         return client
 
@@ -76,11 +80,12 @@ class FakeBroker:
 
 
 class FakeKafkaConsumer:
-    """The AIOKafkaConsumer calls EventConsumer makes; `fail_next` makes one call raise."""
+    """The AIOKafkaConsumer calls EventConsumer makes, on a client built without topics;
+    `fail_next` makes one call raise."""
 
-    def __init__(self, broker: FakeBroker, topics: set[str]) -> None:
+    def __init__(self, broker: FakeBroker) -> None:
         self.broker = broker
-        self.topics = frozenset(topics)
+        self.topics: frozenset[str] | None = None
         self.listener: ConsumerRebalanceListener | None = None
         self.started = False
         self.closed = False
@@ -97,20 +102,20 @@ class FakeKafkaConsumer:
         if method in self.failures:
             raise self.failures.pop(method)
 
-    def subscription(self) -> frozenset[str]:
-        return self.topics
-
     def subscribe(
         self, topics: Sequence[str], listener: ConsumerRebalanceListener | None = None
     ) -> None:
+        # Subscribed once, before start(), to the topics EventConsumer was given.
         assert not self.started
-        assert frozenset(topics) == self.topics
+        assert self.topics is None
+        self.topics = frozenset(topics)
         self.listener = listener
 
     async def start(self) -> None:
+        assert self.topics is not None
         self._called("start")
         self.started = True
-        self.assigned = set(self.broker.logs)
+        self.assigned = {tp for tp in self.broker.logs if tp.topic in self.topics}
         self.positions = {tp: self.broker.committed.get(tp, 0) for tp in self.assigned}
 
     async def stop(self) -> None:
@@ -220,6 +225,7 @@ class Harness:
         processor = EventBatchProcessor(self.repository, RecordingDlqProducer(), metrics)
         self.consumer = EventConsumer(
             self._connect,
+            self.broker.topics,
             processor,
             self.health,
             metrics,
