@@ -46,9 +46,7 @@ class PipelinesFile(BaseModel):
 
     @field_validator("pipelines")
     @classmethod
-    def _pipeline_names(
-        cls, value: dict[str, PipelineDefinition]
-    ) -> dict[str, PipelineDefinition]:
+    def _pipeline_names(cls, value: dict[str, PipelineDefinition]) -> dict[str, PipelineDefinition]:
         for name in value:
             if not name or len(name) > 100 or name != name.strip():
                 raise ValueError(f"invalid pipeline name {name!r}")
@@ -90,8 +88,7 @@ def build_step_graph(config: PipelinesFile) -> StepGraph:
             steps[step.name] = step
         elif known != step:
             raise PipelineConfigError(
-                f"step {step.name!r} is defined differently in {where} "
-                "than where it first appears"
+                f"step {step.name!r} is defined differently in {where} than where it first appears"
             )
 
     for step in config.steps:

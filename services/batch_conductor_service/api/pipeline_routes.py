@@ -38,8 +38,7 @@ async def define_pipeline(
         payload = PipelineDefineRequest.model_validate(body)
     except ValidationError as exc:
         detail = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         return error_response(400, "validation_failed", detail)
     logger.info(
