@@ -6,84 +6,36 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.exceptions import (
-    AskError,
-    ClusterError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisClusterException,
-    TryAgainError,
-    WatchError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from redis.exceptions import RedisClusterException
 
-from batch_conductor_service.batch_state import (
-    ApplyResult,
-    BatchSnapshot,
-    BatchStateChange,
-    RosterSource,
-)
+from batch_conductor_service.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker, CircuitState
-from batch_conductor_service.implementations.guarded_store_call import guarded_store_call
-from batch_conductor_service.implementations.redis_batch_keys import (
-    PRESENT_MARKER,
-    ROSTER_MARKER,
-    BatchKeys,
-    essays_by_step,
-    parse_outcome_members,
+from batch_conductor_service.implementations.redis_batch_apply import (
+    RedisBatchApplier,
+    StoredBatchLoader,
+)
+from batch_conductor_service.implementations.redis_batch_keys import BatchKeys
+from batch_conductor_service.implementations.redis_batch_reads import (
+    read_batch_sets,
+    stored_batch_from_sets,
 )
 from batch_conductor_service.implementations.redis_batch_writes import (
-    queue_change_facts,
-    queue_event_ids,
     queue_present_marker,
     queue_stored_batch,
     queue_ttl,
 )
-from batch_conductor_service.implementations.redis_client import (
-    BatchStateRedis,
+from batch_conductor_service.implementations.redis_client import BatchStateRedis
+from batch_conductor_service.implementations.redis_store_errors import (
+    STORE,
+    STORE_ERRORS,
     cluster_outage_as_connection_error,
+    guarded_redis_call,
 )
-from batch_conductor_service.implementations.stored_batch import (
-    StoredBatch,
-    latest_per_step,
-)
+from batch_conductor_service.implementations.stored_batch import StoredBatch
 from batch_conductor_service.metrics import BcsMetrics
-from huleedu_service_libs.logging_utils import get_logger
-
-logger = get_logger(__name__)
-
-STORE = "redis"
-# What "Redis cannot answer now" looks like. Besides the connection failing: a replica during
-# failover (READONLY), a server out of memory under `noeviction` (OOM), a cluster without a
-# master for the slot (CLUSTERDOWN, MASTERDOWN: ClusterErrors), a cluster client that ran out
-# of redirections while slots move (ClusterError "TTL exhausted"), a slot being migrated
-# (TRYAGAIN), or a MOVED/ASK a transaction could not follow (AskError; MovedError is one). A
-# server still loading its data (LOADING, BusyLoadingError) and a cluster client out of
-# connections (MaxConnectionsError) are ConnectionErrors already; a cluster with no reachable
-# node or an unserved slot is turned into one by cluster_outage_as_connection_error.
-STORE_ERRORS = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-    OutOfMemoryError,
-    ClusterError,
-    TryAgainError,
-    AskError,
-    OSError,
-)
 
 T = TypeVar("T")
-# Loads a batch's full stored state from the durable record, for a batch Redis no longer has.
-StoredBatchLoader = Callable[[str], Awaitable[StoredBatch | None]]
 
 
 class RedisBatchStateRepository:
@@ -108,11 +60,16 @@ class RedisBatchStateRepository:
         self._metrics = metrics
         self._breaker = breaker
         self._prefix = key_prefix
-        self._attempts = atomic_attempts
-        self._backoff = backoff_seconds
-        self._max_backoff = max_backoff_seconds
         self._concurrency = max_concurrent_batches
         self._health_timeout = health_timeout_seconds
+        self._applier = RedisBatchApplier(
+            client,
+            ttl_seconds=ttl_seconds,
+            metrics=metrics,
+            atomic_attempts=atomic_attempts,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+        )
 
     def keys(self, batch_id: str) -> BatchKeys:
         return BatchKeys(self._prefix, batch_id)
@@ -129,60 +86,10 @@ class RedisBatchStateRepository:
         return await self.apply_many_restoring(changes, None)
 
     async def read_stored(self, batch_id: str) -> StoredBatch | None:
-        """The batch's facts in one round trip (one MULTI/EXEC, so a consistent view), or None
-        when Redis does not hold it in full. Event ids are left out: reads do not need them."""
+        """The batch's facts, or None when Redis does not hold it in full."""
         keys = self.keys(batch_id)
-
-        async def read() -> list[Any]:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.sismember(keys.events, PRESENT_MARKER)
-                for key in (
-                    keys.roster(RosterSource.REGISTERED),
-                    keys.roster(RosterSource.READY),
-                    keys.succeeded,
-                    keys.failed,
-                    keys.outcomes,
-                ):
-                    # Not pipe.smembers: it adds a `keys` option that redis-py 8.1's cluster
-                    # transaction passes on to the SMEMBERS reply parser, which rejects it.
-                    pipe.execute_command("SMEMBERS", key)
-                replies: list[Any] = await pipe.execute()
-                return replies
-
-        present, registered, ready, succeeded, failed, outcomes = await self._guarded("read", read)
-        if not present:
-            return None
-        rosters: dict[RosterSource, frozenset[str]] = {}
-        for source, ids in ((RosterSource.REGISTERED, registered), (RosterSource.READY, ready)):
-            # A set without the marker but with members was written before the marker existed.
-            if ids:
-                ids.discard(ROSTER_MARKER)
-                rosters[source] = frozenset(ids)
-        succeeded_by_step, bad_succeeded = essays_by_step(succeeded)
-        failed_by_step, bad_failed = essays_by_step(failed)
-        parsed_outcomes, bad_outcomes = parse_outcome_members(outcomes)
-        for key, bad in (
-            (keys.succeeded, bad_succeeded),
-            (keys.failed, bad_failed),
-            (keys.outcomes, bad_outcomes),
-        ):
-            if bad:
-                self._skip_unparsed(key, bad)
-        return StoredBatch(
-            batch_id=batch_id,
-            rosters=rosters,
-            succeeded=succeeded_by_step,
-            failed=failed_by_step,
-            outcomes=latest_per_step(parsed_outcomes),
-        )
-
-    def _skip_unparsed(self, key: str, members: list[str]) -> None:
-        # One corrupt member must not make every read of its batch fail; it is left out of the
-        # answer, and reported each time until someone removes it.
-        self._metrics.repository_errors.labels(STORE, "parse").inc(len(members))
-        logger.warning(
-            "unparsable_redis_members_skipped", key=key, count=len(members), first=repr(members[0])
-        )
+        replies = await self._guarded("read", lambda: read_batch_sets(self._client, keys))
+        return stored_batch_from_sets(keys, replies, self._metrics)
 
     async def restore(self, stored: StoredBatch) -> None:
         """Adds a stored batch's facts; a plain union, so it is safe beside concurrent writers."""
@@ -214,7 +121,7 @@ class RedisBatchStateRepository:
                 # Translated per group, so that apply_all below sees a cluster outage as the
                 # store error it is.
                 outcome = await cluster_outage_as_connection_error(
-                    lambda: self._apply_group(self.keys(batch_id), group, load_missing)
+                    lambda: self._applier.apply_to_batch(self.keys(batch_id), group, load_missing)
                 )
             for i, result in zip(indexes, outcome, strict=True):
                 results[i] = result
@@ -250,105 +157,5 @@ class RedisBatchStateRepository:
             return {STORE: ComponentHealth(HealthState.DEGRADED, detail)}
         return {STORE: ComponentHealth(HealthState.OK, detail)}
 
-    async def _apply_group(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
-    ) -> list[ApplyResult]:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_random_exponential(multiplier=self._backoff, max=self._max_backoff),
-            retry=retry_if_exception_type(WatchError),
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
-        try:
-            return await retrying(self._apply_group_atomically, keys, changes, load_missing)
-        except WatchError:
-            self._metrics.repository_fallbacks.labels("apply").inc()
-            return await self._apply_group_commutatively(keys, changes, load_missing)
-
-    def _count_retry(self, _state: RetryCallState) -> None:
-        self._metrics.repository_atomic_retries.labels("apply").inc()
-
-    async def _apply_group_atomically(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
-    ) -> list[ApplyResult]:
-        async with self._client.pipeline(transaction=True) as pipe:
-            # Any write to the batch adds to its events set, so watching it covers the batch.
-            await pipe.watch(keys.events)
-            seen = await pipe.smismember(keys.events, [PRESENT_MARKER, *_event_ids(changes)])
-            stored = None
-            if not seen[0] and load_missing is not None:
-                stored = await load_missing(keys.batch_id)
-            known = {c.event_id for c, s in zip(changes, seen[1:], strict=True) if s}
-            if stored is not None:
-                # What the rebuild brings was applied before, not by these changes.
-                known |= stored.event_ids
-            results = _dedupe(changes, known)
-            pipe.multi()
-            if stored is not None:
-                queue_stored_batch(pipe, keys, stored)
-            applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
-            for change in applied:
-                queue_change_facts(pipe, keys, change)
-            queue_event_ids(pipe, keys, _event_ids(applied))
-            queue_present_marker(pipe, keys)
-            queue_ttl(pipe, keys, self._ttl)
-            await pipe.execute()
-        return results
-
-    async def _apply_group_commutatively(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
-    ) -> list[ApplyResult]:
-        """Single-command set additions, in an order that keeps every prefix of them safe:
-        facts before the event id that marks them done, everything before the present marker."""
-        # Without the atomic read we cannot tell whether the batch is missing; adding the
-        # durable record's facts again is harmless, as every write here is a union.
-        stored = await load_missing(keys.batch_id) if load_missing is not None else None
-        event_id_replies: list[int] = []
-        async with self._client.pipeline(transaction=False) as pipe:
-            if stored is not None:
-                queue_stored_batch(pipe, keys, stored)
-            for change in changes:
-                queue_change_facts(pipe, keys, change)
-                queue_event_ids(pipe, keys, [change.event_id])
-                event_id_replies.append(len(pipe) - 1)
-            queue_present_marker(pipe, keys)
-            queue_ttl(pipe, keys, self._ttl)
-            replies = await pipe.execute()
-        return [
-            ApplyResult.APPLIED if replies[i] else ApplyResult.DUPLICATE for i in event_id_replies
-        ]
-
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
-        return await guarded_store_call(
-            self._breaker,
-            STORE_ERRORS,
-            self._metrics,
-            operation,
-            lambda: cluster_outage_as_connection_error(run),
-        )
-
-
-def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:
-    return [change.event_id for change in changes]
-
-
-def _dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
-    seen = set(already_seen)
-    results = []
-    for change in changes:
-        if change.event_id in seen:
-            results.append(ApplyResult.DUPLICATE)
-        else:
-            seen.add(change.event_id)
-            results.append(ApplyResult.APPLIED)
-    return results
+        return await guarded_redis_call(self._breaker, self._metrics, operation, run)
