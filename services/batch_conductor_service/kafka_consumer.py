@@ -146,21 +146,22 @@ class EventConsumer:
     async def _handle(
         self, consumer: AIOKafkaConsumer, messages: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        trace: dict[str, object] = {"partitions": offset_ranges(messages)}
+        batch: FetchedBatch | None = None
         try:
             batch = FetchedBatch.of(messages)
-            trace = batch.trace()
             offsets = await self._processor.process(batch)
         except _STORE_FAILURES as exc:
+            trace = _trace(batch, messages)
             await self._retry_later(consumer, messages, trace, "infrastructure", exc)
             return
         except Exception as exc:
             # A bug must not skip messages nor kill the consumer: it is counted, shown in
             # /healthz, and the same messages are retried after a pause.
+            trace = _trace(batch, messages)
             logger.exception("consumer_batch_failed_unexpectedly", **trace)
             await self._retry_later(consumer, messages, trace, "unexpected", exc)
             return
-        await self._commit(consumer, offsets, trace)
+        await self._commit(consumer, offsets, batch)
         self._healthy(consumer)
 
     def _healthy(self, consumer: AIOKafkaConsumer) -> None:
@@ -189,17 +190,24 @@ class EventConsumer:
         self,
         consumer: AIOKafkaConsumer,
         offsets: dict[PartitionKey, int],
-        trace: dict[str, object],
+        batch: FetchedBatch,
     ) -> None:
         try:
             await consumer.commit({_tp(key): offset for key, offset in offsets.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced: the new owner redelivers, and idempotency absorbs it.
-            logger.warning("consumer_commit_rejected", error=repr(exc), **trace)
+            logger.warning("consumer_commit_rejected", error=repr(exc), **batch.trace())
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._backoff.next_delay())
+
+
+def _trace(
+    batch: FetchedBatch | None, messages: Sequence[ConsumerRecord[bytes, bytes]]
+) -> dict[str, object]:
+    # Built only when a line needs it: the batch's summary line already carries it on success.
+    return batch.trace() if batch is not None else {"partitions": offset_ranges(messages)}
 
 
 def _tp(key: PartitionKey) -> TopicPartition:
