@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from batch_conductor_service.batch_state import (
     ApplyResult,
@@ -69,13 +70,12 @@ class PostgresBatchRecord:
         whether its event id was new (a repeat within `changes` is a duplicate too)."""
 
         async def record() -> list[ApplyResult]:
-            for attempt in range(1, _ROLLBACK_ATTEMPTS + 1):
-                try:
-                    return await self._record_once(changes)
-                except asyncpg.exceptions.TransactionRollbackError:
-                    if attempt == _ROLLBACK_ATTEMPTS:
-                        raise
-            raise AssertionError("unreachable")
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(_ROLLBACK_ATTEMPTS),
+                retry=retry_if_exception_type(asyncpg.exceptions.TransactionRollbackError),
+                reraise=True,
+            )
+            return await retrying(self._record_once, changes)
 
         return await self._guarded("record", record)
 
