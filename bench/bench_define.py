@@ -12,11 +12,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from batch_conductor_service.app import create_app
-from batch_conductor_service.batch_state import BatchSnapshot, RosterSource
-from batch_conductor_service.config import load_settings
-from batch_conductor_service.pipeline_generator import load_pipelines
-from batch_conductor_service.pipeline_rules import resolve
+from batch_conductor_service.domain.batch_state import BatchSnapshot, RosterSource
+from batch_conductor_service.domain.pipelines_file import load_pipelines
+from batch_conductor_service.domain.resolution_rules import resolve
+from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.settings import load_settings
 from huleedu_service_libs.logging_utils import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]

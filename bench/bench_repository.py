@@ -17,23 +17,23 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from batch_conductor_service.batch_state import (
+from batch_conductor_service.domain.batch_state import (
     BatchStateChange,
     EssayOutcome,
     EssayStepOutcome,
     RosterSource,
 )
-from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker
-from batch_conductor_service.implementations.durable_batch_state_repository import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.implementations.postgres_batch_record import PostgresBatchRecord
-from batch_conductor_service.implementations.postgres_schema import ensure_schema
-from batch_conductor_service.implementations.redis_batch_state_repository import (
-    RedisBatchStateRepository,
-)
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
+from batch_conductor_service.stores.durable import (
+    DurableBatchStateRepository,
+)
+from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
+from batch_conductor_service.stores.postgres.schema import ensure_schema
+from batch_conductor_service.stores.redis.repository import (
+    RedisBatchStateRepository,
+)
 
 REDIS_URL = os.environ.get("BCS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("BCS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

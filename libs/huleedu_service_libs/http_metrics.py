@@ -34,7 +34,5 @@ class HttpMetrics:
         endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
         if started is not None:
-            self.duration.labels(request.method, endpoint).observe(
-                time.perf_counter() - started
-            )
+            self.duration.labels(request.method, endpoint).observe(time.perf_counter() - started)
         return response

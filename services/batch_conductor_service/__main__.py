@@ -9,9 +9,9 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from batch_conductor_service import SERVICE_NAME
-from batch_conductor_service.app import create_app
-from batch_conductor_service.config import Settings, SettingsError, load_settings
-from batch_conductor_service.pipeline_definitions import PipelineConfigError
+from batch_conductor_service.domain.step_graph import PipelineConfigError
+from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.settings import Settings, SettingsError, load_settings
 from huleedu_service_libs.logging_utils import configure_logging, get_logger
 
 logger = get_logger(SERVICE_NAME)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from batch_conductor_service.pipeline_definitions import StepGraph
+from batch_conductor_service.domain.step_graph import StepGraph
 
 
 class HealthState(StrEnum):

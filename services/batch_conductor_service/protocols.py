@@ -1,11 +1,12 @@
-"""The seams of the service. Implementations live in implementations/ and are wired in di.py."""
+"""The seams of the service. Implementations live in stores/, consumer/ and dead_letter/, and
+are wired in wiring/providers.py."""
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from batch_conductor_service.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.domain.resolution_rules import Resolution
 from batch_conductor_service.health import ComponentHealth
-from batch_conductor_service.pipeline_rules import Resolution
 
 
 class BatchStateRepositoryProtocol(Protocol):

@@ -7,9 +7,9 @@ from prometheus_client import CollectorRegistry
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from batch_conductor_service.app import create_app
-from batch_conductor_service.config import Settings, load_settings
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

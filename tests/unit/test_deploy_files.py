@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from batch_conductor_service.config import Settings
+from batch_conductor_service.wiring.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

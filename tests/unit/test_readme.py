@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from batch_conductor_service.config import ENV_PREFIX, Settings
+from batch_conductor_service.wiring.settings import ENV_PREFIX, Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

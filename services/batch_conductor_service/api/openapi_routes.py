@@ -5,12 +5,12 @@ from typing import Any
 
 from quart import Blueprint, Response
 
-from batch_conductor_service.api.responses import json_response
-from batch_conductor_service.api_models import (
+from batch_conductor_service.api.models import (
     ErrorResponse,
     PipelineDefineRequest,
     PipelineDefineResponse,
 )
+from batch_conductor_service.api.responses import json_response
 
 openapi_bp = Blueprint("openapi", __name__)
 

@@ -6,8 +6,8 @@ from pydantic import ValidationError
 from quart import Blueprint, Response, g, request
 from quart_dishka import inject
 
+from batch_conductor_service.api.models import PipelineDefineRequest, PipelineDefineResponse
 from batch_conductor_service.api.responses import error_response, json_response
-from batch_conductor_service.api_models import PipelineDefineRequest, PipelineDefineResponse
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
 from huleedu_service_libs.correlation import usable_correlation_id
 from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger

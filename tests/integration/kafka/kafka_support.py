@@ -12,12 +12,12 @@ from dishka import Provider, Scope, provide
 from prometheus_client import CollectorRegistry
 from quart import Quart
 
-from batch_conductor_service.app import create_app
-from batch_conductor_service.config import Settings
-from batch_conductor_service.implementations.mock_batch_state_repository import (
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
-from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.settings import Settings
 from tests.support.event_factory import encode
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

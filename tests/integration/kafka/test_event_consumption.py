@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as HttpClient
 
-from batch_conductor_service.batch_state import ApplyResult, BatchStateChange
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.errors import StateStoreUnavailableError
-from batch_conductor_service.implementations.mock_batch_state_repository import (
+from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
 from common_core.topics import Topic, dlq_topic

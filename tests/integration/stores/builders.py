@@ -4,7 +4,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_conductor_service.batch_state import (
+from batch_conductor_service.domain.batch_state import (
     BatchOutcome,
     BatchSnapshot,
     BatchStateChange,

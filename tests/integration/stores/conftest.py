@@ -21,25 +21,25 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from batch_conductor_service.config import load_settings
 from batch_conductor_service.dev.embedded_broker import free_port
-from batch_conductor_service.implementations.circuit_breaker import CircuitBreaker
-from batch_conductor_service.implementations.durable_batch_state_repository import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.implementations.mock_batch_state_repository import (
-    InMemoryBatchStateRepository,
-)
-from batch_conductor_service.implementations.postgres_batch_record import PostgresBatchRecord
-from batch_conductor_service.implementations.postgres_schema import ensure_schema
-from batch_conductor_service.implementations.redis_batch_state_repository import (
-    RedisBatchStateRepository,
-)
-from batch_conductor_service.implementations.redis_client import BatchStateRedis
-from batch_conductor_service.implementations.state_store_factory import make_redis_client
-from batch_conductor_service.implementations.waiting_redis_cluster import WaitingRedisCluster
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
+from batch_conductor_service.stores.durable import (
+    DurableBatchStateRepository,
+)
+from batch_conductor_service.stores.factory import make_redis_client
+from batch_conductor_service.stores.memory import (
+    InMemoryBatchStateRepository,
+)
+from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
+from batch_conductor_service.stores.postgres.schema import ensure_schema
+from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
+from batch_conductor_service.stores.redis.repository import (
+    RedisBatchStateRepository,
+)
+from batch_conductor_service.wiring.settings import load_settings
 from tests.conftest import service_missing
 from tests.integration.stores.own_redis_cluster import OwnRedisCluster
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from batch_conductor_service.batch_state import RosterSource
-from batch_conductor_service.implementations.postgres_schema import MIGRATIONS, ensure_schema
+from batch_conductor_service.domain.batch_state import RosterSource
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.postgres.schema import MIGRATIONS, ensure_schema
 from tests.integration.stores.conftest import make_record
 
 

@@ -2,7 +2,7 @@
 
 import uuid
 
-from batch_conductor_service.batch_state import (
+from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchOutcome,
     EssayOutcome,

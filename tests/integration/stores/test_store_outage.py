@@ -11,21 +11,21 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from batch_conductor_service.app import create_app
-from batch_conductor_service.batch_state import ApplyResult, EssayOutcome, RosterSource
-from batch_conductor_service.config import Settings, load_settings
-from batch_conductor_service.di import app_container
+from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome, RosterSource
 from batch_conductor_service.errors import StateStoreUnavailableError
-from batch_conductor_service.implementations.circuit_breaker import CircuitState
-from batch_conductor_service.implementations.durable_batch_state_repository import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.implementations.redis_batch_state_repository import (
-    RedisBatchStateRepository,
-)
-from batch_conductor_service.implementations.state_store_factory import make_redis_client
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from batch_conductor_service.stores.circuit_breaker import CircuitState
+from batch_conductor_service.stores.durable import (
+    DurableBatchStateRepository,
+)
+from batch_conductor_service.stores.factory import make_redis_client
+from batch_conductor_service.stores.redis.repository import (
+    RedisBatchStateRepository,
+)
+from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.providers import app_container
+from batch_conductor_service.wiring.settings import Settings, load_settings
 from common_core.enums import BatchPhaseStatus
 from tests.integration.stores.builders import essays, outcome, roster, view
 from tests.integration.stores.conftest import (

@@ -1,0 +1,77 @@
+"""One fetch's messages, translated, and the fields that name the batch in log lines.
+
+Batch-level lines carry the batch's ids (FetchedBatch.trace) so an operator can get from an
+event's correlation id to the batch that carried it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from batch_conductor_service.consumer.offsets import (
+    ConsumedMessage,
+    first_offsets,
+    next_offsets,
+)
+from batch_conductor_service.consumer.translation import (
+    TranslatedEvent,
+    UnprocessableEventError,
+    translate,
+)
+
+# Enough ids to find an event's story; a 500-message batch must not make a 500-id log line.
+TRACED_IDS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class GoodMessage:
+    message: ConsumedMessage
+    event: TranslatedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class BadMessage:
+    message: ConsumedMessage
+    error: UnprocessableEventError
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """One fetch's messages, translated: the events to store and the messages to dead-letter."""
+
+    messages: Sequence[ConsumedMessage]
+    good: Sequence[GoodMessage]
+    bad: Sequence[BadMessage]
+
+    @classmethod
+    def of(cls, messages: Sequence[ConsumedMessage]) -> "FetchedBatch":
+        good: list[GoodMessage] = []
+        bad: list[BadMessage] = []
+        for message in messages:
+            try:
+                good.append(GoodMessage(message, translate(message.topic, message.value)))
+            except UnprocessableEventError as error:
+                bad.append(BadMessage(message, error))
+        return cls(messages, good, bad)
+
+    def trace(self) -> dict[str, object]:
+        """Log fields naming the batch: its partitions with offset ranges and (some of) its ids."""
+        correlation_ids = [item.event.correlation_id for item in self.good]
+        correlation_ids += [item.error.correlation_id for item in self.bad]
+        unique_correlation_ids = list(dict.fromkeys(c for c in correlation_ids if c))
+        event_ids = [item.event.change.event_id for item in self.good]
+        return {
+            "messages": len(self.messages),
+            "partitions": offset_ranges(self.messages),
+            "correlation_ids": unique_correlation_ids[:TRACED_IDS],
+            "event_ids": event_ids[:TRACED_IDS],
+            "ids_truncated": max(len(unique_correlation_ids), len(event_ids)) > TRACED_IDS,
+        }
+
+
+def offset_ranges(messages: Sequence[ConsumedMessage]) -> dict[str, list[int]]:
+    """`topic/partition` -> [first offset, last offset], as the log lines show a batch."""
+    ends = next_offsets(messages)
+    return {
+        f"{key.topic}/{key.partition}": [first, ends[key] - 1]
+        for key, first in first_offsets(messages).items()
+    }

@@ -1,0 +1,167 @@
+"""Pure resolution: which steps a batch still needs, in order, and why. No I/O."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from batch_conductor_service.domain.batch_state import BatchSnapshot
+from batch_conductor_service.domain.step_graph import StepGraph
+
+
+class UnknownPipelineError(LookupError):
+    def __init__(self, requested: str, known_pipelines: list[str], known_steps: list[str]):
+        super().__init__(f"unknown pipeline or step {requested!r}")
+        self.requested = requested
+        self.known_pipelines = known_pipelines
+        self.known_steps = known_steps
+
+
+NO_OUTCOME = "no outcome recorded"
+
+
+class RequestKind(StrEnum):
+    PIPELINE = "pipeline"
+    STEP = "step"
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompletion:
+    complete: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedStep:
+    step: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    batch_id: str
+    requested: str
+    kind: RequestKind
+    final_pipeline: tuple[str, ...]
+    stages: tuple[tuple[str, ...], ...]
+    added_dependencies: tuple[str, ...]
+    pruned: tuple[PrunedStep, ...]
+    observations: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        parts = [f"Resolved {self.kind} '{self.requested}' for batch '{self.batch_id}'."]
+        if self.added_dependencies:
+            parts.append(f"Added dependencies: {', '.join(self.added_dependencies)}.")
+        for pruned in self.pruned:
+            parts.append(f"Pruned {pruned.step}: {pruned.reason}.")
+        parts.extend(f"{note[0].upper()}{note[1:]}." for note in self.observations)
+        if self.final_pipeline:
+            parts.append(f"Steps to run: {', '.join(self.final_pipeline)}.")
+        else:
+            parts.append("Every step is already complete; nothing to run.")
+        return " ".join(parts)
+
+
+def step_completion(step: str, snapshot: BatchSnapshot) -> StepCompletion:
+    """A step is complete only when the batch state proves it (DESIGN.md, resolution rule 3)."""
+    outcome = snapshot.batch_outcomes.get(step)
+    if outcome is not None:
+        if outcome.status.is_completion:
+            return StepCompletion(True, f"batch-level outcome {outcome.status.value}")
+        return StepCompletion(False, f"latest batch-level outcome is {outcome.status.value}")
+
+    succeeded = snapshot.succeeded_for(step)
+    failed = snapshot.failed_for(step)
+    roster = snapshot.roster
+    if roster is None:
+        if succeeded or failed:
+            return StepCompletion(
+                False,
+                f"{len(succeeded) + len(failed)} essays have outcomes but the roster is unknown",
+            )
+        return StepCompletion(False, NO_OUTCOME)
+    done_ok = roster & succeeded
+    done_failed = (roster & failed) - done_ok
+    if not roster:
+        return StepCompletion(False, "the roster is empty")
+    if len(done_ok) + len(done_failed) == len(roster):
+        if done_ok:
+            return StepCompletion(
+                True,
+                f"all {len(roster)} essays on the roster finished "
+                f"({len(done_ok)} succeeded, {len(done_failed)} failed)",
+            )
+        return StepCompletion(False, f"all {len(roster)} essays on the roster failed")
+    return StepCompletion(
+        False, f"{len(done_ok) + len(done_failed)} of {len(roster)} essays finished"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelinePlan:
+    """What a request needs before looking at the batch: every step, dependencies first."""
+
+    requested: str
+    kind: RequestKind
+    steps: tuple[str, ...]
+    added_dependencies: tuple[str, ...]
+
+
+def plan(graph: StepGraph, requested: str) -> PipelinePlan:
+    """Raises UnknownPipelineError, so a bad name is refused before any state is read."""
+    name = requested.strip()
+    if name in graph.pipelines:
+        kind, wanted = RequestKind.PIPELINE, graph.pipelines[name]
+    elif name in graph.steps:
+        kind, wanted = RequestKind.STEP, (name,)
+    else:
+        raise UnknownPipelineError(name, sorted(graph.pipelines), sorted(graph.steps))
+    needed = graph.ordered(graph.closure(wanted))
+    added = tuple(step for step in needed if step not in wanted)
+    return PipelinePlan(name, kind, needed, added)
+
+
+def prune(graph: StepGraph, request: PipelinePlan, snapshot: BatchSnapshot) -> Resolution:
+    pruned: list[PrunedStep] = []
+    observations: list[str] = []
+    remaining: list[str] = []
+    for step in request.steps:
+        completion = step_completion(step, snapshot)
+        if completion.complete:
+            pruned.append(PrunedStep(step, completion.reason))
+            continue
+        remaining.append(step)
+        if completion.reason != NO_OUTCOME:
+            observations.append(f"{step} is not complete: {completion.reason}")
+        failures = len(snapshot.failed_for(step))
+        if failures and step not in snapshot.batch_outcomes:
+            observations.append(f"{step} failed for {failures} essays so far")
+    return Resolution(
+        batch_id=snapshot.batch_id,
+        requested=request.requested,
+        kind=request.kind,
+        final_pipeline=tuple(remaining),
+        stages=_stages(graph, remaining),
+        added_dependencies=request.added_dependencies,
+        pruned=tuple(pruned),
+        observations=tuple(observations),
+    )
+
+
+def resolve(graph: StepGraph, requested: str, snapshot: BatchSnapshot) -> Resolution:
+    return prune(graph, plan(graph, requested), snapshot)
+
+
+def _stages(graph: StepGraph, remaining: list[str]) -> tuple[tuple[str, ...], ...]:
+    """Groups steps that may run in parallel: each stage follows its latest pending dependency.
+
+    Dependencies are followed through pruned steps: when B is done but A (which B needed) is
+    not, a C that needs B still waits for A, since BOS will re-run A before anything after it.
+    """
+    stage_of: dict[str, int] = {}
+    for step in remaining:
+        pending = [stage_of[dep] for dep in graph.upstream[step] if dep in stage_of]
+        stage_of[step] = max(pending, default=-1) + 1
+    stages: list[list[str]] = [[] for _ in range(max(stage_of.values(), default=-1) + 1)]
+    for step in remaining:
+        stages[stage_of[step]].append(step)
+    return tuple(tuple(stage) for stage in stages)

@@ -1,0 +1,52 @@
+from batch_conductor_service.domain.resolution_rules import (
+    Resolution,
+    UnknownPipelineError,
+    plan,
+    prune,
+)
+from batch_conductor_service.domain.step_graph import StepGraph
+from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+
+class PipelineResolutionService:
+    """Reads the batch's state and hands it to the pure resolver; counts the outcome."""
+
+    def __init__(
+        self, graph: StepGraph, repository: BatchStateRepositoryProtocol, metrics: BcsMetrics
+    ) -> None:
+        self._graph = graph
+        self._repository = repository
+        self._metrics = metrics
+
+    async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution:
+        try:
+            request = plan(self._graph, requested_pipeline)
+        except UnknownPipelineError:
+            self._metrics.pipeline_resolutions.labels("unknown_pipeline").inc()
+            raise
+        try:
+            snapshot = await self._repository.get_snapshot(batch_id)
+        except StateStoreUnavailableError:
+            self._metrics.pipeline_resolutions.labels("state_unavailable").inc()
+            raise
+        except Exception:
+            # Counted, then left to the app's 500 handler: a bug is never a quiet answer.
+            self._metrics.pipeline_resolutions.labels("failure").inc()
+            raise
+        resolution = prune(self._graph, request, snapshot)
+        self._metrics.pipeline_resolutions.labels("success").inc()
+        for pruned in resolution.pruned:
+            self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()
+        logger.info(
+            "pipeline_resolved",
+            batch_id=batch_id,
+            requested_pipeline=request.requested,
+            final_pipeline=list(resolution.final_pipeline),
+            pruned=[p.step for p in resolution.pruned],
+        )
+        return resolution

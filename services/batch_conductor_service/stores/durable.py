@@ -1,0 +1,91 @@
+"""Redis answers; PostgreSQL records every change first, answers when Redis cannot, and refills
+Redis when a batch has expired there."""
+
+import asyncio
+from collections.abc import Sequence
+
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.health import ComponentHealth, HealthState
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
+from batch_conductor_service.stores.redis.repository import (
+    RedisBatchStateRepository,
+)
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+
+class DurableBatchStateRepository:
+    # The name /healthz shows if this repository as a whole does not answer in time.
+    health_name = "repository"
+
+    def __init__(
+        self, redis: RedisBatchStateRepository, record: PostgresBatchRecord, metrics: BcsMetrics
+    ) -> None:
+        self._redis = redis
+        self._record = record
+        self._metrics = metrics
+
+    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+        try:
+            in_redis = await self._redis.read_stored(batch_id)
+        except StateStoreUnavailableError as redis_down:
+            # The record holds every change that Redis holds (it is written first), so it can
+            # answer alone; if it cannot either, the caller must not guess.
+            self._metrics.repository_read_fallbacks.inc()
+            logger.warning(
+                "snapshot_read_from_postgresql", batch_id=batch_id, reason=str(redis_down)
+            )
+            recorded = await self._record.load(batch_id, with_event_ids=False)
+            return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
+        if in_redis is not None:
+            return in_redis.to_snapshot()
+        # Unknown to Redis: never seen, or expired there. Only the record can tell which.
+        recorded = await self._record.load(batch_id)
+        if recorded is None:
+            return BatchSnapshot.empty(batch_id)
+        try:
+            await self._redis.restore(recorded)
+            self._metrics.state_rebuilds.inc()
+        except StateStoreUnavailableError as exc:
+            # The answer is complete without Redis; the next read or write refills it.
+            logger.warning("state_rebuild_failed", batch_id=batch_id, reason=str(exc))
+        return recorded.to_snapshot()
+
+    async def apply(self, change: BatchStateChange) -> ApplyResult:
+        (result,) = await self.apply_many([change])
+        return result
+
+    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+        # Redis is given every change, even one the record already has: it may have been
+        # recorded just before Redis failed or the process crashed. A change counts as applied
+        # if either store took it now; Redis forgets event ids on expiry, but a batch refilled
+        # from the record brings the record's event ids with it, so a late redelivery still
+        # reads as a duplicate.
+        recorded = await self._record.record_many(changes)
+        in_redis = await self._redis.apply_many_restoring(changes, self._record.load)
+        return [
+            ApplyResult.APPLIED if ApplyResult.APPLIED in (r, s) else ApplyResult.DUPLICATE
+            for r, s in zip(recorded, in_redis, strict=True)
+        ]
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        # Side by side: each check has its own timeout, and one after the other they could
+        # outlast the time /healthz gives this whole repository.
+        redis_checks, record_checks = await asyncio.gather(
+            self._redis.health(), self._record.health()
+        )
+        checks = {**redis_checks, **record_checks}
+        healthy = [name for name, check in checks.items() if check.state is HealthState.OK]
+        if healthy:
+            # One store up still answers reads (Redis, or PostgreSQL in its place); writes wait
+            # for both, so the service is degraded, not down.
+            checks = {
+                name: ComponentHealth(HealthState.DEGRADED, {**check.detail, "unhealthy": True})
+                if check.state is HealthState.UNHEALTHY
+                else check
+                for name, check in checks.items()
+            }
+        return checks

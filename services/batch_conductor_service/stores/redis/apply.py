@@ -1,0 +1,142 @@
+"""The write of one batch's changes: atomic by WATCH/MULTI/EXEC, retried on a rival write, and
+after the last retry sent as plain set additions, which lose nothing as every write is a union."""
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from redis.exceptions import WatchError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from batch_conductor_service.domain.batch_facts import StoredBatch
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
+from batch_conductor_service.stores.redis.writes import (
+    queue_change_facts,
+    queue_event_ids,
+    queue_present_marker,
+    queue_stored_batch,
+    queue_ttl,
+)
+
+# Loads a batch's full stored state from the durable record, for a batch Redis no longer has.
+StoredBatchLoader = Callable[[str], Awaitable[StoredBatch | None]]
+
+
+class RedisBatchApplier:
+    def __init__(
+        self,
+        client: BatchStateRedis,
+        *,
+        ttl_seconds: int,
+        metrics: BcsMetrics,
+        atomic_attempts: int,
+        backoff_seconds: float,
+        max_backoff_seconds: float,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._metrics = metrics
+        self._attempts = atomic_attempts
+        self._backoff = backoff_seconds
+        self._max_backoff = max_backoff_seconds
+
+    async def apply_to_batch(
+        self,
+        keys: BatchKeys,
+        changes: list[BatchStateChange],
+        load_missing: StoredBatchLoader | None,
+    ) -> list[ApplyResult]:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_random_exponential(multiplier=self._backoff, max=self._max_backoff),
+            retry=retry_if_exception_type(WatchError),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(self._apply_atomically, keys, changes, load_missing)
+        except WatchError:
+            self._metrics.repository_fallbacks.labels("apply").inc()
+            return await self._apply_commutatively(keys, changes, load_missing)
+
+    def _count_retry(self, _state: RetryCallState) -> None:
+        self._metrics.repository_atomic_retries.labels("apply").inc()
+
+    async def _apply_atomically(
+        self,
+        keys: BatchKeys,
+        changes: list[BatchStateChange],
+        load_missing: StoredBatchLoader | None,
+    ) -> list[ApplyResult]:
+        async with self._client.pipeline(transaction=True) as pipe:
+            # Any write to the batch adds to its events set, so watching it covers the batch.
+            await pipe.watch(keys.events)
+            seen = await pipe.smismember(keys.events, [PRESENT_MARKER, *_event_ids(changes)])
+            stored = None
+            if not seen[0] and load_missing is not None:
+                stored = await load_missing(keys.batch_id)
+            known = {c.event_id for c, s in zip(changes, seen[1:], strict=True) if s}
+            if stored is not None:
+                # What the rebuild brings was applied before, not by these changes.
+                known |= stored.event_ids
+            results = _dedupe(changes, known)
+            pipe.multi()
+            if stored is not None:
+                queue_stored_batch(pipe, keys, stored)
+            applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
+            for change in applied:
+                queue_change_facts(pipe, keys, change)
+            queue_event_ids(pipe, keys, _event_ids(applied))
+            queue_present_marker(pipe, keys)
+            queue_ttl(pipe, keys, self._ttl)
+            await pipe.execute()
+        return results
+
+    async def _apply_commutatively(
+        self,
+        keys: BatchKeys,
+        changes: list[BatchStateChange],
+        load_missing: StoredBatchLoader | None,
+    ) -> list[ApplyResult]:
+        """Single-command set additions, in an order that keeps every prefix of them safe:
+        facts before the event id that marks them done, everything before the present marker."""
+        # Without the atomic read we cannot tell whether the batch is missing; adding the
+        # durable record's facts again is harmless, as every write here is a union.
+        stored = await load_missing(keys.batch_id) if load_missing is not None else None
+        event_id_replies: list[int] = []
+        async with self._client.pipeline(transaction=False) as pipe:
+            if stored is not None:
+                queue_stored_batch(pipe, keys, stored)
+            for change in changes:
+                queue_change_facts(pipe, keys, change)
+                queue_event_ids(pipe, keys, [change.event_id])
+                event_id_replies.append(len(pipe) - 1)
+            queue_present_marker(pipe, keys)
+            queue_ttl(pipe, keys, self._ttl)
+            replies = await pipe.execute()
+        return [
+            ApplyResult.APPLIED if replies[i] else ApplyResult.DUPLICATE for i in event_id_replies
+        ]
+
+
+def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:
+    return [change.event_id for change in changes]
+
+
+def _dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
+    seen = set(already_seen)
+    results = []
+    for change in changes:
+        if change.event_id in seen:
+            results.append(ApplyResult.DUPLICATE)
+        else:
+            seen.add(change.event_id)
+            results.append(ApplyResult.APPLIED)
+    return results

@@ -1,0 +1,161 @@
+"""Batch state in Redis: sets per batch under one hash tag, atomic per batch by WATCH/MULTI/EXEC.
+
+Works alike on one Redis server and on a Redis Cluster (see redis_client)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisClusterException
+
+from batch_conductor_service.domain.batch_facts import StoredBatch
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.health import ComponentHealth, HealthState
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
+from batch_conductor_service.stores.redis.apply import (
+    RedisBatchApplier,
+    StoredBatchLoader,
+)
+from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.errors import (
+    STORE,
+    STORE_ERRORS,
+    cluster_outage_as_connection_error,
+    guarded_redis_call,
+)
+from batch_conductor_service.stores.redis.keys import BatchKeys
+from batch_conductor_service.stores.redis.reads import (
+    read_batch_sets,
+    stored_batch_from_sets,
+)
+from batch_conductor_service.stores.redis.writes import (
+    queue_present_marker,
+    queue_stored_batch,
+    queue_ttl,
+)
+
+T = TypeVar("T")
+
+
+class RedisBatchStateRepository:
+    health_name = STORE
+
+    def __init__(
+        self,
+        client: BatchStateRedis,
+        *,
+        ttl_seconds: int,
+        metrics: BcsMetrics,
+        breaker: CircuitBreaker,
+        key_prefix: str = "bcs",
+        atomic_attempts: int = 5,
+        backoff_seconds: float = 0.005,
+        max_backoff_seconds: float = 0.2,
+        max_concurrent_batches: int = 16,
+        health_timeout_seconds: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._metrics = metrics
+        self._breaker = breaker
+        self._prefix = key_prefix
+        self._concurrency = max_concurrent_batches
+        self._health_timeout = health_timeout_seconds
+        self._applier = RedisBatchApplier(
+            client,
+            ttl_seconds=ttl_seconds,
+            metrics=metrics,
+            atomic_attempts=atomic_attempts,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+        )
+
+    def keys(self, batch_id: str) -> BatchKeys:
+        return BatchKeys(self._prefix, batch_id)
+
+    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+        stored = await self.read_stored(batch_id)
+        return BatchSnapshot.empty(batch_id) if stored is None else stored.to_snapshot()
+
+    async def apply(self, change: BatchStateChange) -> ApplyResult:
+        (result,) = await self.apply_many([change])
+        return result
+
+    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+        return await self.apply_many_restoring(changes, None)
+
+    async def read_stored(self, batch_id: str) -> StoredBatch | None:
+        """The batch's facts, or None when Redis does not hold it in full."""
+        keys = self.keys(batch_id)
+        replies = await self._guarded("read", lambda: read_batch_sets(self._client, keys))
+        return stored_batch_from_sets(keys, replies, self._metrics)
+
+    async def restore(self, stored: StoredBatch) -> None:
+        """Adds a stored batch's facts; a plain union, so it is safe beside concurrent writers."""
+        keys = self.keys(stored.batch_id)
+
+        async def write() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                queue_stored_batch(pipe, keys, stored)
+                queue_present_marker(pipe, keys)
+                queue_ttl(pipe, keys, self._ttl)
+                await pipe.execute()
+
+        await self._guarded("restore", write)
+
+    async def apply_many_restoring(
+        self, changes: Sequence[BatchStateChange], load_missing: StoredBatchLoader | None
+    ) -> list[ApplyResult]:
+        """`apply_many`; with `load_missing`, a batch Redis does not hold is first filled from
+        it in the same transaction, so no reader ever sees such a batch half there."""
+        groups: dict[str, list[int]] = {}
+        for index, change in enumerate(changes):
+            groups.setdefault(change.batch_id, []).append(index)
+        results: list[ApplyResult | None] = [None] * len(changes)
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def apply_group(batch_id: str, indexes: list[int]) -> None:
+            async with limit:
+                group = [changes[i] for i in indexes]
+                # Translated per group, so that apply_all below sees a cluster outage as the
+                # store error it is.
+                outcome = await cluster_outage_as_connection_error(
+                    lambda: self._applier.apply_to_batch(self.keys(batch_id), group, load_missing)
+                )
+            for i, result in zip(indexes, outcome, strict=True):
+                results[i] = result
+
+        async def apply_all() -> None:
+            done = await asyncio.gather(
+                *(apply_group(b, ix) for b, ix in groups.items()), return_exceptions=True
+            )
+            # Every group has finished before anything is raised, so no write is left running.
+            # A store outage is re-raised ahead of anything else: the caller retries on it.
+            failures = [d for d in done if isinstance(d, BaseException)]
+            for failure in failures:
+                if isinstance(failure, STORE_ERRORS):
+                    raise failure
+            if failures:
+                raise failures[0]
+
+        await self._guarded("apply", apply_all)
+        return [r for r in results if r is not None]
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        detail: dict[str, Any] = {"circuit": self._breaker.state.value}
+        try:
+            await asyncio.wait_for(
+                cluster_outage_as_connection_error(self._client.ping), self._health_timeout
+            )
+        except (*STORE_ERRORS, TimeoutError, RedisClusterException) as exc:
+            # Any other RedisClusterException is a cluster that cannot be used as configured
+            # (a REDIS_URL naming a server without cluster mode): unhealthy too.
+            detail["error"] = f"{type(exc).__name__}: {exc}"
+            return {STORE: ComponentHealth(HealthState.UNHEALTHY, detail)}
+        if self._breaker.state is not CircuitState.CLOSED:
+            return {STORE: ComponentHealth(HealthState.DEGRADED, detail)}
+        return {STORE: ComponentHealth(HealthState.OK, detail)}
+
+    async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
+        return await guarded_redis_call(self._breaker, self._metrics, operation, run)

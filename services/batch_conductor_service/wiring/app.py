@@ -1,0 +1,44 @@
+"""The composition root: `create_app(settings)` alone builds the app and its container."""
+
+from collections.abc import Sequence
+
+from dishka import Provider
+from prometheus_client import CollectorRegistry
+from quart import Quart
+
+from batch_conductor_service.api.health_routes import health_bp
+from batch_conductor_service.api.openapi_routes import openapi_bp
+from batch_conductor_service.api.pipeline_routes import pipeline_bp
+from batch_conductor_service.domain.pipelines_file import load_pipelines
+from batch_conductor_service.domain.step_graph import StepGraph
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.wiring.settings import Settings
+from batch_conductor_service.wiring.startup import (
+    build_container,
+    setup_error_mapping,
+    setup_lifecycle,
+    setup_request_context,
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    graph: StepGraph | None = None,
+    registry: CollectorRegistry | None = None,
+    providers: Sequence[Provider] = (),
+) -> Quart:
+    """Raises PipelineConfigError when the pipelines file cannot be ordered."""
+    graph = graph if graph is not None else load_pipelines(settings.PIPELINES_PATH)
+    metrics = BcsMetrics(registry if registry is not None else CollectorRegistry())
+    app = Quart("batch_conductor_service")
+    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES
+    app.config["BODY_TIMEOUT"] = settings.REQUEST_BODY_TIMEOUT_SECONDS
+    app.register_blueprint(health_bp)
+    app.register_blueprint(pipeline_bp)
+    app.register_blueprint(openapi_bp)
+    metrics.http.instrument(app)
+    setup_request_context(app)
+    setup_error_mapping(app)
+    setup_lifecycle(app, build_container(settings, graph, metrics, providers))
+    return app

@@ -1,0 +1,143 @@
+"""Dishka providers, grouped by layer. The one container is built in wiring/startup.py."""
+
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiokafka import AIOKafkaProducer
+from dishka import AsyncContainer, Provider, Scope, from_context, provide
+from prometheus_client import CollectorRegistry
+from quart import Quart
+from quart_dishka import QuartDishka
+
+from batch_conductor_service import SERVICE_NAME
+from batch_conductor_service.consumer.backoff import ExponentialBackoff
+from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
+from batch_conductor_service.consumer.client import new_consumer_client
+from batch_conductor_service.consumer.fetch_loop import EventConsumer
+from batch_conductor_service.consumer.health import ConsumerHealth
+from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
+from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
+from batch_conductor_service.domain.step_graph import StepGraph
+from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.protocols import (
+    BatchStateRepositoryProtocol,
+    DlqProducerProtocol,
+    PipelineResolutionServiceProtocol,
+)
+from batch_conductor_service.resolution_service import (
+    PipelineResolutionService,
+)
+from batch_conductor_service.stores.factory import open_state_store
+from batch_conductor_service.stores.memory import (
+    InMemoryBatchStateRepository,
+)
+from batch_conductor_service.wiring.settings import Settings
+
+
+class CoreProvider(Provider):
+    scope = Scope.APP
+
+    settings = from_context(provides=Settings)
+    graph = from_context(provides=StepGraph)
+    registry = from_context(provides=CollectorRegistry)
+    metrics = from_context(provides=BcsMetrics)
+
+
+class RepositoryProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    async def repository(
+        self, settings: Settings, metrics: BcsMetrics
+    ) -> AsyncIterator[BatchStateRepositoryProtocol]:
+        if settings.uses_memory_repository:
+            yield InMemoryBatchStateRepository(ttl_seconds=settings.REDIS_TTL_SECONDS)
+            return
+        async with open_state_store(settings, metrics) as repository:
+            yield repository
+
+
+class ServiceProvider(Provider):
+    scope = Scope.APP
+
+    resolution = provide(PipelineResolutionService, provides=PipelineResolutionServiceProtocol)
+
+
+class ConsumerProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    async def dead_letters(self, settings: Settings) -> AsyncIterator[DlqProducerProtocol]:
+        producer = KafkaDlqProducer(
+            lambda: AIOKafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS),
+            SERVICE_NAME,
+            settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS,
+        )
+        yield producer
+        await producer.close()
+
+    @provide
+    def consumer_health(self, settings: Settings) -> ConsumerHealth:
+        return ConsumerHealth(enabled=settings.KAFKA_CONSUMER_ENABLED)
+
+    @provide
+    def processor(
+        self,
+        repository: BatchStateRepositoryProtocol,
+        dead_letters: DlqProducerProtocol,
+        metrics: BcsMetrics,
+    ) -> EventBatchProcessor:
+        return EventBatchProcessor(repository, dead_letters, metrics)
+
+    @provide
+    def consumer(
+        self,
+        settings: Settings,
+        processor: EventBatchProcessor,
+        health: ConsumerHealth,
+        metrics: BcsMetrics,
+    ) -> EventConsumer:
+        return EventConsumer(
+            partial(new_consumer_client, settings),
+            CONSUMED_TOPICS,
+            processor,
+            health,
+            metrics,
+            ExponentialBackoff(
+                settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
+                settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
+            ),
+            settings.KAFKA_MAX_POLL_RECORDS,
+        )
+
+
+class HealthProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    def reporters(
+        self,
+        graph: StepGraph,
+        repository: BatchStateRepositoryProtocol,
+        consumer_health: ConsumerHealth,
+    ) -> HealthReporters:
+        return HealthReporters(PipelineConfigHealth(graph), repository, consumer_health)
+
+
+def default_providers() -> list[Provider]:
+    return [
+        CoreProvider(),
+        RepositoryProvider(),
+        ServiceProvider(),
+        ConsumerProvider(),
+        HealthProvider(),
+    ]
+
+
+def app_container(app: Quart) -> AsyncContainer:
+    """The container the routes use; background tasks and tests take theirs from here too."""
+    extension: QuartDishka = app.extensions["QUART_DISHKA"]
+    if extension.container is None:
+        raise RuntimeError("the app was not built by create_app")
+    return extension.container

@@ -1,0 +1,463 @@
+"""EventConsumer against a fake AIOKafkaConsumer: what it commits and when, and how it survives
+Kafka and store failures. No network, no sleeps: every wait is for a state the fake reaches."""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, RequestTimedOutError
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+
+from batch_conductor_service.consumer.backoff import ExponentialBackoff
+from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
+from batch_conductor_service.consumer.fetch_loop import EventConsumer
+from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
+from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.memory import (
+    InMemoryBatchStateRepository,
+)
+from common_core.topics import Topic
+from tests.support import event_factory as ev
+from tests.support.recording_dlq import RecordingDlqProducer
+
+READY = TopicPartition(Topic.BATCH_ESSAYS_READY.value, 0)
+SPELLCHECK = TopicPartition(Topic.SPELLCHECK_COMPLETED.value, 1)
+# Turns a hang (a broken fake or consumer) into a failure; no assertion depends on timing.
+HANG_GUARD_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class FakeBroker:
+    """The partitions' logs and the group's committed offsets, shared by successive clients."""
+
+    def __init__(self, *partitions: TopicPartition) -> None:
+        self.logs: dict[TopicPartition, list[Record]] = {tp: [] for tp in partitions}
+        self.committed: dict[TopicPartition, int] = {}
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.clients: list[FakeKafkaConsumer] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+
+    def produce(self, tp: TopicPartition, document: dict[str, Any]) -> int:
+        log = self.logs[tp]
+        log.append(Record(tp.topic, tp.partition, len(log), ev.encode(document)))
+        return len(log) - 1
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({tp.topic for tp in self.logs})
+
+    def client(self) -> "FakeKafkaConsumer":
+        client = FakeKafkaConsumer(self)
+        self.clients.append(client)
+        return client
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Returns once `condition` holds; checked whenever a client, the health or the store
+        is called."""
+        if condition():
+            return
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((condition, reached))
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            await reached
+
+    def notify(self) -> None:
+        for condition, reached in list(self._waiters):
+            if not reached.done() and condition():
+                reached.set_result(None)
+
+
+class FakeKafkaConsumer:
+    """The AIOKafkaConsumer calls EventConsumer makes, on a client built without topics;
+    `fail_next` makes one call raise."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+        self.topics: frozenset[str] | None = None
+        self.listener: ConsumerRebalanceListener | None = None
+        self.started = False
+        self.closed = False
+        self.assigned: set[TopicPartition] = set()
+        self.positions: dict[TopicPartition, int] = {}
+        self.failures: dict[str, BaseException] = {}
+        self.revoke_on_position: set[TopicPartition] = set()
+
+    def fail_next(self, method: str, error: BaseException) -> None:
+        self.failures[method] = error
+
+    def _called(self, method: str) -> None:
+        self.broker.notify()
+        if method in self.failures:
+            raise self.failures.pop(method)
+
+    def subscribe(
+        self, topics: Sequence[str], listener: ConsumerRebalanceListener | None = None
+    ) -> None:
+        # Subscribed once, before start(), to the topics EventConsumer was given.
+        assert not self.started
+        assert self.topics is None
+        self.topics = frozenset(topics)
+        self.listener = listener
+
+    async def start(self) -> None:
+        assert self.topics is not None
+        self._called("start")
+        self.started = True
+        self.assigned = {tp for tp in self.broker.logs if tp.topic in self.topics}
+        self.positions = {tp: self.broker.committed.get(tp, 0) for tp in self.assigned}
+
+    async def stop(self) -> None:
+        self.closed = True
+        self.broker.notify()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self._called("getmany")
+        fetched: dict[TopicPartition, list[Record]] = {}
+        for tp in sorted(self.assigned):
+            records = self.broker.logs[tp][self.positions[tp] :][:max_records]
+            if records:
+                fetched[tp] = records
+                self.positions[tp] = records[-1].offset + 1
+        if not fetched:
+            # The real client waits up to timeout_ms here; yielding keeps the loop fair.
+            await asyncio.sleep(0)
+        return fetched
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.broker.logs[tp])
+
+    async def position(self, tp: TopicPartition) -> int:
+        self._called("position")
+        if tp in self.revoke_on_position:
+            # A rebalance took the partition between assignment() and position().
+            self.revoke_on_position.discard(tp)
+            await self.revoke({tp})
+        if tp not in self.assigned:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        return self.positions[tp]
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self._called("commit")
+        self.broker.committed.update(offsets)
+        self.broker.commits.append(dict(offsets))
+        self.broker.notify()
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self.assigned:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        self.positions[tp] = offset
+
+    async def revoke(self, partitions: set[TopicPartition]) -> None:
+        assert self.listener is not None
+        await self.listener.on_partitions_revoked(partitions)
+        self.assigned -= partitions
+
+
+class ObservedHealth(ConsumerHealth):
+    """Lets FakeBroker.until see health changes made when no client is being called."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        super().__init__(enabled=True)
+        self._broker = broker
+
+    def running(self, assigned_partitions: int) -> None:
+        super().running(assigned_partitions)
+        self._broker.notify()
+
+    def failing(self, phase: ConsumerPhase, error: str) -> None:
+        super().failing(phase, error)
+        self._broker.notify()
+
+    def stopped(self) -> None:
+        super().stopped()
+        self._broker.notify()
+
+
+class GatedRepository(InMemoryBatchStateRepository):
+    """Holds every write until the test opens the gate; can be switched off."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        super().__init__(ttl_seconds=3600)
+        self._broker = broker
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.writing = asyncio.Event()
+        self.down = False
+        self.failed_calls = 0
+        self.applied_event_ids: list[str] = []
+
+    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+        self.writing.set()
+        await self.gate.wait()
+        if self.down:
+            self.failed_calls += 1
+            self._broker.notify()
+            raise StateStoreUnavailableError("memory", "switched off by the test", 0.0)
+        results = await super().apply_many(changes)
+        self.applied_event_ids += [change.event_id for change in changes]
+        self._broker.notify()
+        return results
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.broker = FakeBroker(READY, SPELLCHECK)
+        self.registry = CollectorRegistry()
+        self.repository = GatedRepository(self.broker)
+        self.health = ObservedHealth(self.broker)
+        self.phases_at_connect: list[ConsumerPhase] = []
+        metrics = BcsMetrics(self.registry)
+        processor = EventBatchProcessor(self.repository, RecordingDlqProducer(), metrics)
+        self.consumer = EventConsumer(
+            self._connect,
+            self.broker.topics,
+            processor,
+            self.health,
+            metrics,
+            ExponentialBackoff(initial_seconds=0.0, maximum_seconds=0.0),
+            max_records=100,
+        )
+
+    def _connect(self) -> FakeKafkaConsumer:
+        self.phases_at_connect.append(self.health.phase)
+        return self.broker.client()
+
+    async def started(self) -> FakeKafkaConsumer:
+        self.consumer.start()
+        await self.broker.until(lambda: bool(self.broker.clients) and self.client.started)
+        return self.client
+
+    @property
+    def client(self) -> FakeKafkaConsumer:
+        return self.broker.clients[-1]
+
+    async def stored(self, *event_ids: str) -> None:
+        await self.broker.until(lambda: set(event_ids) <= set(self.repository.applied_event_ids))
+
+    async def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.broker.until(
+            lambda: all(self.broker.committed.get(tp) == o for tp, o in offsets.items())
+        )
+
+    def lag(self, tp: TopicPartition) -> float | None:
+        return self.registry.get_sample_value(
+            "bcs_consumer_lag_messages", {"topic": tp.topic, "partition": str(tp.partition)}
+        )
+
+    def errors(self, kind: str) -> float:
+        return self.registry.get_sample_value("bcs_consumer_errors_total", {"kind": kind}) or 0
+
+
+def spellcheck(essay: str) -> dict[str, Any]:
+    return ev.spellcheck("b1", essay)
+
+
+async def test_a_batch_is_committed_only_after_it_is_stored_one_past_the_last_offset() -> None:
+    harness = Harness()
+    harness.repository.gate.clear()
+    documents = [ev.ready("b1", ["e1", "e2"]), spellcheck("e1"), spellcheck("e2")]
+    harness.broker.produce(READY, documents[0])
+    harness.broker.produce(SPELLCHECK, documents[1])
+    harness.broker.produce(SPELLCHECK, documents[2])
+    await harness.started()
+
+    await harness.repository.writing.wait()
+    assert harness.broker.commits == []
+    harness.repository.gate.set()
+    await harness.committed({READY: 1, SPELLCHECK: 2})
+
+    assert harness.broker.commits[0] == {READY: 1, SPELLCHECK: 2}
+    assert set(harness.repository.applied_event_ids) == {d["event_id"] for d in documents}
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_store_failure_seeks_back_commits_nothing_then_catches_up() -> None:
+    harness = Harness()
+    harness.repository.down = True
+    first, second = spellcheck("e1"), spellcheck("e2")
+    harness.broker.produce(SPELLCHECK, first)
+    harness.broker.produce(SPELLCHECK, second)
+    await harness.started()
+
+    await harness.broker.until(lambda: harness.repository.failed_calls >= 2)
+    assert harness.broker.commits == []
+    assert harness.health.phase is ConsumerPhase.RETRYING
+    assert "StateStoreUnavailableError" in (harness.health.error or "")
+    assert harness.errors("infrastructure") >= 2
+    harness.repository.down = False
+    await harness.committed({SPELLCHECK: 2})
+
+    # The retry fetched the same messages again from the first offset of the batch.
+    assert harness.repository.applied_event_ids == [first["event_id"], second["event_id"]]
+    assert harness.broker.commits == [{SPELLCHECK: 2}]
+    await harness.broker.until(lambda: harness.health.phase is ConsumerPhase.RUNNING)
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_the_retry_warning_names_the_partitions_and_ids_of_the_batch() -> None:
+    harness = Harness()
+    harness.repository.down = True
+    document = ev.spellcheck("b1", "e1", correlation_id="corr-retry")
+    harness.broker.produce(SPELLCHECK, document)
+
+    with capture_logs() as logs:
+        await harness.started()
+        await harness.broker.until(lambda: harness.repository.failed_calls >= 1)
+        await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+    warning = next(line for line in logs if line["event"] == "consumer_batch_will_retry")
+    assert warning["kind"] == "infrastructure"
+    assert warning["correlation_ids"] == ["corr-retry"]
+    assert warning["event_ids"] == [document["event_id"]]
+    assert warning["partitions"] == {f"{SPELLCHECK.topic}/{SPELLCHECK.partition}": [0, 0]}
+
+
+async def test_a_kafka_error_from_getmany_reconnects_and_health_shows_it() -> None:
+    harness = Harness()
+    first = await harness.started()
+    first.fail_next("getmany", KafkaConnectionError("broker gone"))
+
+    await harness.broker.until(lambda: len(harness.broker.clients) == 2)
+    assert first.closed
+    assert harness.phases_at_connect[-1] is ConsumerPhase.RECONNECTING
+    assert harness.health.error == repr(KafkaConnectionError("broker gone"))
+    assert harness.errors("kafka") == 1
+    document = spellcheck("e1")
+    harness.broker.produce(SPELLCHECK, document)
+    await harness.committed({SPELLCHECK: 1})
+    assert harness.health.phase is ConsumerPhase.RUNNING
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_kafka_error_from_commit_reconnects_and_the_batch_is_redelivered() -> None:
+    harness = Harness()
+    client = await harness.started()
+    client.fail_next("commit", RequestTimedOutError())
+    document = spellcheck("e1")
+    harness.broker.produce(SPELLCHECK, document)
+
+    await harness.committed({SPELLCHECK: 1})
+
+    assert len(harness.broker.clients) == 2
+    assert client.closed
+    # Stored once, then redelivered from the committed offset and absorbed as a duplicate.
+    assert harness.repository.applied_event_ids == [document["event_id"]] * 2
+    assert harness.phases_at_connect[-1] is ConsumerPhase.RECONNECTING
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_partition_revoked_before_position_does_not_stop_the_consumer() -> None:
+    harness = Harness()
+    harness.broker.produce(READY, ev.ready("b1", ["e1"]))
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    client = await harness.started()
+    await harness.committed({READY: 1, SPELLCHECK: 1})
+    await harness.broker.until(lambda: harness.lag(READY) == 0 and harness.lag(SPELLCHECK) == 0)
+
+    client.revoke_on_position.add(READY)
+    await harness.broker.until(lambda: READY not in client.assigned)
+    harness.broker.produce(SPELLCHECK, spellcheck("e2"))
+    await harness.committed({SPELLCHECK: 2})
+
+    assert harness.broker.clients == [client]
+    assert harness.health.phase is ConsumerPhase.RUNNING
+    assert harness.lag(SPELLCHECK) == 0
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_kafka_error_from_position_reconnects() -> None:
+    harness = Harness()
+    client = await harness.started()
+    client.fail_next("position", KafkaConnectionError("coordinator gone"))
+
+    await harness.broker.until(lambda: len(harness.broker.clients) == 2)
+
+    assert client.closed
+    assert harness.phases_at_connect[-1] is ConsumerPhase.RECONNECTING
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_revoked_partitions_lose_their_lag_series() -> None:
+    harness = Harness()
+    harness.broker.produce(READY, ev.ready("b1", ["e1"]))
+    client = await harness.started()
+    await harness.broker.until(lambda: harness.lag(READY) == 0 and harness.lag(SPELLCHECK) == 0)
+
+    await client.revoke({READY})
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    await harness.committed({SPELLCHECK: 1})
+
+    assert harness.lag(READY) is None
+    assert harness.lag(SPELLCHECK) == 0
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_stop_while_a_batch_is_in_hand_commits_it_and_closes_the_client() -> None:
+    harness = Harness()
+    harness.repository.gate.clear()
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    client = await harness.started()
+    await harness.repository.writing.wait()
+
+    stopping = asyncio.create_task(harness.consumer.stop(HANG_GUARD_SECONDS))
+    harness.repository.gate.set()
+    await stopping
+
+    assert harness.broker.commits == [{SPELLCHECK: 1}]
+    assert client.closed
+    assert harness.health.phase is ConsumerPhase.STOPPED
+    assert len(harness.broker.clients) == 1
+
+
+async def test_a_consumer_task_killed_by_a_bug_shows_in_health_and_stop_does_not_raise() -> None:
+    harness = Harness()
+    client = await harness.started()
+    client.fail_next("getmany", ZeroDivisionError("a bug"))
+
+    await harness.broker.until(lambda: client.closed)
+    await harness.broker.until(lambda: harness.health.phase is ConsumerPhase.DEAD)
+    component = (await harness.health.health())["kafka_consumer"]
+    assert component.as_json()["status"] == "unhealthy"
+    assert component.detail["error"] == repr(ZeroDivisionError("a bug"))
+
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+    assert harness.health.phase is ConsumerPhase.STOPPED
+    assert len(harness.broker.clients) == 1
+
+
+async def test_stop_is_bounded_when_a_batch_never_finishes_and_still_closes_the_client() -> None:
+    harness = Harness()
+    harness.repository.gate.clear()
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    client = await harness.started()
+    await harness.repository.writing.wait()
+
+    await harness.consumer.stop(0.05)
+
+    assert harness.broker.commits == []
+    assert client.closed
+    assert harness.health.phase is ConsumerPhase.STOPPED
+
+
+async def test_stop_before_start_does_nothing() -> None:
+    harness = Harness()
+
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+    assert harness.broker.clients == []

@@ -1,0 +1,120 @@
+from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
+from batch_conductor_service.health import ComponentHealth, HealthState
+
+
+async def reported(health: ConsumerHealth) -> ComponentHealth:
+    report = await health.health()
+    assert list(report) == ["kafka_consumer"]
+    return report["kafka_consumer"]
+
+
+async def test_a_disabled_consumer_is_healthy() -> None:
+    component = await reported(ConsumerHealth(enabled=False))
+
+    assert component == ComponentHealth(HealthState.OK, {"state": "disabled"})
+
+
+async def test_an_enabled_consumer_that_has_not_connected_yet_is_degraded() -> None:
+    component = await reported(ConsumerHealth(enabled=True))
+
+    assert component == ComponentHealth(HealthState.DEGRADED, {"state": "starting"})
+
+
+async def test_failing_to_connect_is_degraded_and_shows_the_error_and_failure_count() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.failing(ConsumerPhase.CONNECTING, "KafkaConnectionError('refused')")
+    health.failing(ConsumerPhase.CONNECTING, "KafkaConnectionError('still refused')")
+
+    component = await reported(health)
+
+    assert component == ComponentHealth(
+        HealthState.DEGRADED,
+        {
+            "state": "connecting",
+            "error": "KafkaConnectionError('still refused')",
+            "consecutive_failures": 2,
+        },
+    )
+
+
+async def test_running_is_healthy_shows_partitions_and_clears_earlier_failures() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.failing(ConsumerPhase.CONNECTING, "refused")
+
+    health.running(assigned_partitions=6)
+    component = await reported(health)
+
+    assert component == ComponentHealth(
+        HealthState.OK, {"state": "running", "assigned_partitions": 6}
+    )
+    assert health.consecutive_failures == 0
+
+
+async def test_retrying_a_batch_after_running_is_degraded_and_counts_from_one() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.failing(ConsumerPhase.CONNECTING, "refused")
+    health.running(assigned_partitions=2)
+
+    health.failing(ConsumerPhase.RETRYING, "StateStoreUnavailableError('redis')")
+    component = await reported(health)
+
+    assert component.state is HealthState.DEGRADED
+    assert component.detail == {
+        "state": "retrying",
+        "error": "StateStoreUnavailableError('redis')",
+        "consecutive_failures": 1,
+    }
+
+
+async def test_a_stopped_consumer_is_degraded() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=1)
+
+    health.stopped()
+    component = await reported(health)
+
+    assert component == ComponentHealth(HealthState.DEGRADED, {"state": "stopped"})
+
+
+async def test_a_consumer_stopped_while_failing_still_shows_the_last_error() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.failing(ConsumerPhase.RETRYING, "boom")
+
+    health.stopped()
+    component = await reported(health)
+
+    assert component.detail == {"state": "stopped", "error": "boom", "consecutive_failures": 1}
+
+
+async def test_the_health_detail_renders_as_json_with_its_status() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=3)
+
+    component = await reported(health)
+
+    assert component.as_json() == {"status": "ok", "state": "running", "assigned_partitions": 3}
+
+
+async def test_a_dead_consumer_is_unhealthy_and_shows_what_killed_it() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=2)
+
+    health.failing(ConsumerPhase.DEAD, "RuntimeError('bug')")
+    component = await reported(health)
+
+    assert component == ComponentHealth(
+        HealthState.UNHEALTHY,
+        {"state": "dead", "error": "RuntimeError('bug')", "consecutive_failures": 1},
+    )
+
+
+async def test_reconnecting_after_a_kafka_error_is_degraded_with_the_error() -> None:
+    health = ConsumerHealth(enabled=True)
+    health.running(assigned_partitions=2)
+
+    health.failing(ConsumerPhase.RECONNECTING, "KafkaConnectionError('gone')")
+    component = await reported(health)
+
+    assert component.state is HealthState.DEGRADED
+    assert component.detail["state"] == "reconnecting"
+    assert component.detail["error"] == "KafkaConnectionError('gone')"
