@@ -1,0 +1,271 @@
+"""deploy/: the alert rules and the dashboard use only what the service exports, and parse.
+
+No Prometheus or Grafana runs here, so the files are checked statically: every PromQL
+expression is parsed, and every metric and label it selects is compared with the samples of a
+freshly built, exercised BcsMetrics.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from batch_conductor_service.metrics import BcsMetrics
+from tests.unit.test_deploy_files import dockerfile_instructions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = REPO_ROOT / "deploy"
+RULES = DEPLOY / "prometheus" / "rules" / "bcs-alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "bcs.json"
+# Grafana substitutes its own variables before the query reaches Prometheus.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m"}
+
+
+def exercised_metrics() -> CollectorRegistry:
+    """Every metric once, with positional labels, so a changed label set fails here."""
+    registry = CollectorRegistry()
+    metrics = BcsMetrics(registry)
+    metrics.http.requests.labels("POST", "/internal/v1/pipelines/define", "200").inc()
+    metrics.http.duration.labels("POST", "/internal/v1/pipelines/define").observe(0.01)
+    metrics.pipeline_resolutions.labels("success").inc()
+    metrics.pipeline_steps_pruned.labels("spellcheck").inc()
+    metrics.events_processed.labels("topic", "applied").inc()
+    metrics.dlq_records.labels("topic", "invalid_json").inc()
+    metrics.consumer_lag.labels("topic", "0").set(1)
+    metrics.last_event_age.set(1)
+    metrics.consumer_errors.labels("kafka").inc()
+    metrics.consumer_batch_seconds.observe(0.01)
+    metrics.repository_atomic_retries.labels("apply").inc()
+    metrics.repository_fallbacks.labels("apply").inc()
+    metrics.repository_errors.labels("redis", "apply").inc()
+    metrics.circuit_state.labels("redis").set(0)
+    metrics.repository_read_fallbacks.inc()
+    metrics.state_rebuilds.inc()
+    return registry
+
+
+def exported_labels() -> dict[str, set[str]]:
+    """Sample name (with its _total, _bucket, _count, _sum suffix) -> its label names."""
+    exported: dict[str, set[str]] = {}
+    for family in exercised_metrics().collect():
+        assert family.samples, f"{family.name} was not exercised by exercised_metrics()"
+        for sample in family.samples:
+            exported.setdefault(sample.name, set()).update(sample.labels)
+    return exported
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def dashboard_targets() -> list[dict[str, Any]]:
+    return [target for panel in dashboard()["panels"] for target in panel.get("targets", [])]
+
+
+def grafana_expr(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def all_expressions() -> list[str]:
+    rules = [rule["expr"] for rule in alert_rules()]
+    return rules + [grafana_expr(target["expr"]) for target in dashboard_targets()]
+
+
+def selectors(node: Any) -> Iterator[Any]:
+    """Every vector selector in a parsed PromQL expression."""
+    if isinstance(node, promql_parser.VectorSelector):
+        yield node
+    elif isinstance(node, promql_parser.MatrixSelector):
+        yield node.vector_selector
+    elif isinstance(node, promql_parser.BinaryExpr):
+        yield from selectors(node.lhs)
+        yield from selectors(node.rhs)
+    elif isinstance(node, promql_parser.Call):
+        for arg in node.args:
+            yield from selectors(arg)
+    elif isinstance(
+        node,
+        promql_parser.AggregateExpr
+        | promql_parser.ParenExpr
+        | promql_parser.UnaryExpr
+        | promql_parser.SubqueryExpr,
+    ):
+        yield from selectors(node.expr)
+
+
+def grouping_labels(node: Any) -> Iterator[str]:
+    """Label names in by (...), without (...), on (...) and ignoring (...) clauses."""
+    modifier = getattr(node, "modifier", None)
+    if isinstance(node, promql_parser.AggregateExpr) and modifier is not None:
+        yield from modifier.labels
+    is_binary = isinstance(node, promql_parser.BinaryExpr)
+    if is_binary and modifier is not None and modifier.matching is not None:
+        yield from modifier.matching.labels
+    for child in ("lhs", "rhs", "expr"):
+        if hasattr(node, child):
+            yield from grouping_labels(getattr(node, child))
+    if isinstance(node, promql_parser.Call):
+        for arg in node.args:
+            yield from grouping_labels(arg)
+
+
+@pytest.mark.parametrize("expr", all_expressions())
+def test_every_expression_selects_only_exported_metrics_and_labels(expr: str) -> None:
+    exported = exported_labels()
+    parsed = promql_parser.parse(expr)
+    found = list(selectors(parsed))
+    assert found, f"no metric in {expr!r}"
+    used_labels: set[str] = set()
+    for selector in found:
+        assert selector.name in exported, f"{selector.name} is not exported by the service"
+        matched = {m.name for m in selector.matchers.matchers}
+        assert matched <= exported[selector.name], (selector.name, matched)
+        used_labels |= exported[selector.name]
+    assert set(grouping_labels(parsed)) <= used_labels, expr
+
+
+def test_the_expression_walker_finds_selectors_in_every_kind_of_node() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (le) (rate(a_bucket[5m])))"
+        " / on() (-b or max_over_time((c)[10m:1m]))"
+    )
+    names = {selector.name for selector in selectors(promql_parser.parse(expr))}
+    assert names == {"a_bucket", "b", "c"}
+    assert set(grouping_labels(promql_parser.parse(expr))) == {"le"}
+
+
+def test_alert_rules_cover_what_an_operator_must_hear_about() -> None:
+    exprs = " ".join(rule["expr"] for rule in alert_rules())
+    for needed in (
+        "bcs_consumer_lag_messages",
+        "bcs_events_processed_total",
+        "bcs_dlq_records_total",
+        "bcs_circuit_breaker_open",
+        'http_requests_total{status_code=~"5.."}',
+        'endpoint="/internal/v1/pipelines/define"',
+        "bcs_last_applied_event_age_seconds",
+    ):
+        assert needed in exprs, needed
+
+
+def test_every_alert_has_a_name_severity_summary_and_runbook() -> None:
+    rules = alert_rules()
+    names = [rule["alert"] for rule in rules]
+    assert len(names) == len(set(names))
+    for rule in rules:
+        assert re.fullmatch(r"Bcs[A-Za-z0-9]+", rule["alert"])
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"].strip()
+        assert len(rule["annotations"]["runbook"].split()) >= 8, rule["alert"]
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smh]", rule["for"])
+
+
+def test_dashboard_panels_query_the_provisioned_datasource() -> None:
+    datasources = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    uids = {source["uid"] for source in datasources}
+    board = dashboard()
+    assert board["uid"]
+    panels = [panel for panel in board["panels"] if panel["type"] != "row"]
+    assert panels
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        assert panel["datasource"]["uid"] in uids, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] in uids
+
+
+def test_dashboard_charts_every_metric_the_service_exports() -> None:
+    charted = {
+        selector.name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+        for target in dashboard_targets()
+        for selector in selectors(promql_parser.parse(grafana_expr(target["expr"])))
+    }
+    families = {family.name for family in exercised_metrics().collect()}
+    # Counter families are named without _total; their samples carry it.
+    charted = {name.removesuffix("_total") for name in charted}
+    assert families <= charted, families - charted
+
+
+def observability_compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "observability.compose.yml").read_text())
+    return loaded
+
+
+def volume_mounts(service: str) -> dict[str, str]:
+    volumes = observability_compose()["services"][service]["volumes"]
+    return dict(volume.split(":")[:2] for volume in volumes)
+
+
+def test_compose_includes_prometheus_and_grafana_behind_the_observability_profile() -> None:
+    main = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    assert "deploy/observability.compose.yml" in main["include"]
+    services = observability_compose()["services"]
+    assert set(services) == {"prometheus", "grafana"}
+    for name, service in services.items():
+        assert service["profiles"] == ["observability"], name
+        assert "test" in service["healthcheck"], name
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_the_compose_service_and_loads_the_rules() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ]
+    main = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    port = main["services"]["batch_conductor_service"]["environment"]["BCS_HTTP_PORT"]
+    assert targets == [f"batch_conductor_service:{port}"]
+    mounts = volume_mounts("prometheus")
+    rules_dir = mounts["./prometheus/rules"]
+    assert config["rule_files"] == [f"{rules_dir}/*.yml"]
+    assert RULES.parent == DEPLOY / "prometheus" / "rules"
+
+
+def test_grafana_provisioning_points_at_the_mounted_dashboards() -> None:
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "bcs.yml").read_text()
+    )["providers"][0]
+    mounts = volume_mounts("grafana")
+    assert provider["options"]["path"] == mounts["./grafana/dashboards"]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_dockerignore_keeps_the_venv_and_git_out_but_not_what_the_image_copies() -> None:
+    ignored = {
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".git"} <= ignored
+    copied = {
+        source
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY" and not rest.startswith("--from")
+        for source in rest.split()[:-1]
+    }
+    assert copied
+    assert not copied & ignored
