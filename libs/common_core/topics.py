@@ -11,6 +11,15 @@ class Topic(StrEnum):
     PIPELINE_RESOLUTION = "huleedu.bcs.pipeline.resolution.v1"
 
 
+class CurrentTopic(StrEnum):
+    """Topics only the current platform (fixtures/huleedu/TOPICS.md, commit 52468214) uses."""
+
+    # The thin per-essay spellcheck event.
+    SPELLCHECK_PHASE_COMPLETED = "huleedu.batch.spellcheck.phase.completed.v1"
+    # Where the current ELS publishes the batch phase outcome (seed era: `batch_phase`).
+    BATCH_PHASE_OUTCOME = "huleedu.els.batch.phase.outcome.v1"
+
+
 DLQ_SUFFIX = ".DLQ"
 
 

@@ -1,7 +1,12 @@
-"""The envelope every HuleEdu event travels in, generic over its `data` payload."""
+"""The envelope every HuleEdu event travels in, generic over its `data` payload.
+
+Both generations of the platform fit it: the seed era's `correlation_id` may be null, the
+current one's is always a UUID (either way it arrives as a string, or not at all), and only
+the current one adds a `metadata` object (trace keys, a partition key), which BCS ignores.
+"""
 
 import uuid
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator
 
@@ -17,7 +22,7 @@ EventId = Annotated[str, AfterValidator(_canonical_uuid)]
 DataT = TypeVar("DataT", bound=ContractModel)
 
 
-class EventEnvelope(ContractModel, Generic[DataT]):
+class EnvelopeFields(ContractModel):
     event_id: EventId
     event_type: NonEmptyStr
     event_timestamp: UtcDatetime
@@ -25,4 +30,15 @@ class EventEnvelope(ContractModel, Generic[DataT]):
     schema_version: int = 1
     correlation_id: str | None = None
     data_schema_uri: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class EventEnvelope(EnvelopeFields, Generic[DataT]):
     data: DataT
+
+
+class RawEventEnvelope(EnvelopeFields):
+    """The envelope with its payload still unread, for a reader that must first decide which
+    generation of the payload's contract it is written in."""
+
+    data: dict[str, Any]
