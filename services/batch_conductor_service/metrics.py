@@ -46,8 +46,10 @@ class BcsMetrics:
         )
         self.consumer_errors = Counter(
             "bcs_consumer_errors_total",
-            "Consumer failures that made it retry: a store or DLQ down (infrastructure), a Kafka "
-            "error that made it reconnect (kafka), or a bug (unexpected).",
+            "Consumer failures: a store or DLQ down, batch retried (infrastructure); a Kafka "
+            "error that made it reconnect (kafka); a write that failed for another reason and was "
+            "split to find its poison message (isolating); a batch that failed unforeseen and "
+            "was handled message by message (unexpected).",
             ["kind"],
             registry=registry,
         )

@@ -13,6 +13,12 @@ class DeadLetterReason(StrEnum):
     SCHEMA_VALIDATION_FAILED = "schema_validation_failed"
     UNPLACEABLE_EVENT = "unplaceable_event"
     RESOLUTION_FAILED = "resolution_failed"
+    # Stamped further in the future than the service's clock-skew allowance: a later outcome
+    # wins, so such an event would outrank every real one that follows.
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    # Valid to read, but storing it failed (not an outage) on every one of a bounded number of
+    # tries, or handling it raised an error nobody foresaw: poison.
+    PROCESSING_FAILED = "processing_failed"
 
 
 class DeadLetterRecord(ContractModel):

@@ -1,9 +1,10 @@
 """Stores the effects of one fetched batch of messages and says which offsets may be committed.
 
-Effects are written before anything is dead-lettered, so a store failure leaves no DLQ
-record behind and the whole batch is simply retried. Both failures of our own
-infrastructure (StateStoreUnavailableError, DeadLetterUnavailableError) propagate: the
-caller must neither commit nor skip.
+Effects are written before anything is dead-lettered, so a store outage leaves no DLQ record
+behind and the whole batch is simply retried. Both failures of our own infrastructure
+(StateStoreUnavailableError, DeadLetterUnavailableError) propagate: the caller must neither
+commit nor skip. Any other failure is pinned on the message that causes it (IsolatingWriter),
+which is dead-lettered while the rest of the batch is stored: the batch is always committed.
 
 Logging: one INFO line per batch, named by FetchedBatch.trace; the per-event lines are DEBUG,
 each bound to its event's correlation id.
@@ -15,10 +16,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from batch_conductor_service.consumer.fetched_batch import BadMessage, FetchedBatch, GoodMessage
+from batch_conductor_service.consumer.isolation import IsolatingWriter, PoisonMessage
 from batch_conductor_service.consumer.offsets import ConsumedMessage, PartitionKey, next_offsets
+from batch_conductor_service.consumer.translation import UnprocessableEventError
 from batch_conductor_service.domain.batch_state import ApplyResult
+from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol, DlqProducerProtocol
+from common_core.events import DeadLetterReason
+from huleedu_service_libs.log_bounds import clip, clip_error, clip_id
 from huleedu_service_libs.logging_utils import bound_context, get_logger
 
 logger = get_logger(__name__)
@@ -31,8 +37,16 @@ class EventBatchProcessor:
         dead_letters: DlqProducerProtocol,
         metrics: BcsMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        max_attempts: int = 3,
+        retry_delay_seconds: float = 0.05,
     ) -> None:
-        self._repository = repository
+        self._writer = IsolatingWriter(
+            repository,
+            max_attempts=max_attempts,
+            retry_delay_seconds=retry_delay_seconds,
+            on_isolation=metrics.consumer_errors.labels("isolating").inc,
+        )
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._clock = clock
@@ -40,8 +54,8 @@ class EventBatchProcessor:
     async def process(self, batch: FetchedBatch) -> dict[PartitionKey, int]:
         """Returns, per partition, the offset to commit: one past the last message handled."""
         started = time.perf_counter()
-        results = await self._store(batch.good)
-        for item in batch.bad:
+        results, poison = await self._store(batch.good)
+        for item in [*batch.bad, *poison]:
             await self._dead_letter(item)
         elapsed = time.perf_counter() - started
         self._metrics.consumer_batch_seconds.observe(elapsed)
@@ -50,43 +64,63 @@ class EventBatchProcessor:
             "event_batch_stored",
             applied=outcomes[ApplyResult.APPLIED.value],
             duplicate=outcomes[ApplyResult.DUPLICATE.value],
-            dead_lettered=len(batch.bad),
+            dead_lettered=len(batch.bad) + len(poison),
             seconds=round(elapsed, 4),
             **batch.trace(),
         )
         return next_offsets(batch.messages)
 
+    async def process_one_by_one(
+        self, messages: Sequence[ConsumedMessage]
+    ) -> dict[PartitionKey, int]:
+        """`process` for each message alone, after `process` failed with an error nobody
+        foresaw: a message whose handling fails again, alone, is dead-lettered as poison.
+        Outages still propagate."""
+        for message in messages:
+            try:
+                await self.process(FetchedBatch.of([message]))
+            except (StateStoreUnavailableError, DeadLetterUnavailableError):
+                raise
+            except Exception as exc:
+                logger.exception("event_failed_unexpectedly", offset=message.offset)
+                error = UnprocessableEventError(
+                    DeadLetterReason.PROCESSING_FAILED, f"handling raised {clip_error(exc)}"
+                )
+                await self._dead_letter(BadMessage(message, error))
+        return next_offsets(messages)
+
     def count_retried(self, messages: Sequence[ConsumedMessage]) -> None:
         for message in messages:
             self._metrics.events_processed.labels(message.topic, "retried").inc()
 
-    async def _store(self, good: Sequence[GoodMessage]) -> list[ApplyResult]:
-        if not good:
-            return []
-        results = await self._repository.apply_many([item.event.change for item in good])
-        for item, result in zip(good, results, strict=True):
+    async def _store(
+        self, good: Sequence[GoodMessage]
+    ) -> tuple[list[ApplyResult], list[BadMessage]]:
+        written = await self._writer.write(good)
+        stored = [(s.item, s.result) for s in written.stored]
+        for item, result in stored:
             change = item.event.change
             self._metrics.events_processed.labels(item.message.topic, result.value).inc()
-            with bound_context(correlation_id=item.event.correlation_id):
+            with bound_context(correlation_id=clip_id(item.event.correlation_id)):
                 logger.debug(
                     "event_stored",
                     result=result.value,
-                    event_id=change.event_id,
-                    batch_id=change.batch_id,
+                    event_id=clip_id(change.event_id),
+                    batch_id=clip_id(change.batch_id),
                     topic=item.message.topic,
                     partition=item.message.partition,
                     offset=item.message.offset,
                 )
         applied = [
             item.event.change.occurred_at
-            for item, result in zip(good, results, strict=True)
+            for item, result in stored
             if result is ApplyResult.APPLIED
         ]
         # Duplicates are replays of old news: counting them would make a redelivery look fresh.
         if applied:
             age = (self._clock() - max(applied)).total_seconds()
             self._metrics.last_event_age.set(max(0.0, age))
-        return results
+        return [result for _, result in stored], [_as_bad(p) for p in written.poison]
 
     async def _dead_letter(self, item: BadMessage) -> None:
         message, error = item.message, item.error
@@ -101,12 +135,21 @@ class EventBatchProcessor:
         )
         self._metrics.dlq_records.labels(message.topic, error.reason.value).inc()
         self._metrics.events_processed.labels(message.topic, "dead_lettered").inc()
-        with bound_context(correlation_id=error.correlation_id):
+        with bound_context(correlation_id=clip_id(error.correlation_id)):
             logger.warning(
                 "event_dead_lettered",
                 reason=error.reason.value,
-                error=error.detail,
+                error=clip(error.detail),
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
             )
+
+
+def _as_bad(poison: PoisonMessage) -> BadMessage:
+    error = UnprocessableEventError(
+        DeadLetterReason.PROCESSING_FAILED,
+        f"storing failed {poison.attempts} times: {clip_error(poison.error)}",
+        poison.item.event.correlation_id,
+    )
+    return BadMessage(poison.item.message, error)

@@ -154,14 +154,22 @@ class EventConsumer:
             trace = _trace(batch, messages)
             await self._retry_later(consumer, messages, trace, "infrastructure", exc)
             return
-        except Exception as exc:
-            # A bug must not skip messages nor kill the consumer: it is counted, shown in
-            # /healthz, and the same messages are retried after a pause.
+        except Exception:
+            # Not an outage, yet not pinned on a message either (a bug): each message is handled
+            # on its own, and one that fails again alone is dead-lettered, so no bug can stall a
+            # partition. Only an outage met on the way makes the whole batch wait.
             trace = _trace(batch, messages)
             logger.exception("consumer_batch_failed_unexpectedly", **trace)
-            await self._retry_later(consumer, messages, trace, "unexpected", exc)
-            return
-        await self._commit(consumer, offsets, batch)
+            self._metrics.consumer_errors.labels("unexpected").inc()
+            try:
+                offsets = await self._processor.process_one_by_one(messages)
+            except _STORE_FAILURES as outage:
+                await self._retry_later(consumer, messages, trace, "infrastructure", outage)
+                return
+            except Exception as again:
+                await self._retry_later(consumer, messages, trace, "unexpected", again)
+                return
+        await self._commit(consumer, offsets, batch, messages)
         self._healthy(consumer)
 
     def _healthy(self, consumer: AIOKafkaConsumer) -> None:
@@ -190,13 +198,14 @@ class EventConsumer:
         self,
         consumer: AIOKafkaConsumer,
         offsets: dict[PartitionKey, int],
-        batch: FetchedBatch,
+        batch: FetchedBatch | None,
+        messages: Sequence[ConsumerRecord[bytes, bytes]],
     ) -> None:
         try:
             await consumer.commit({_tp(key): offset for key, offset in offsets.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced: the new owner redelivers, and idempotency absorbs it.
-            logger.warning("consumer_commit_rejected", error=repr(exc), **batch.trace())
+            logger.warning("consumer_commit_rejected", error=repr(exc), **_trace(batch, messages))
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -17,6 +17,8 @@ from batch_conductor_service.consumer.translation import (
     UnprocessableEventError,
     translate,
 )
+from common_core.events import DeadLetterReason
+from huleedu_service_libs.log_bounds import clip_error, clip_id
 
 # Enough ids to find an event's story; a 500-message batch must not make a 500-id log line.
 TRACED_IDS = 20
@@ -51,6 +53,10 @@ class FetchedBatch:
                 good.append(GoodMessage(message, translate(message.topic, message.value)))
             except UnprocessableEventError as error:
                 bad.append(BadMessage(message, error))
+            except Exception as exc:
+                # Translation is pure: an error nobody foresaw will recur on every try, so the
+                # message is poison at once rather than a reason to stall its partition.
+                bad.append(BadMessage(message, unforeseen_translation_error(exc)))
         return cls(messages, good, bad)
 
     def trace(self) -> dict[str, object]:
@@ -62,10 +68,16 @@ class FetchedBatch:
         return {
             "messages": len(self.messages),
             "partitions": offset_ranges(self.messages),
-            "correlation_ids": unique_correlation_ids[:TRACED_IDS],
-            "event_ids": event_ids[:TRACED_IDS],
+            "correlation_ids": [clip_id(c) for c in unique_correlation_ids[:TRACED_IDS]],
+            "event_ids": [clip_id(e) for e in event_ids[:TRACED_IDS]],
             "ids_truncated": max(len(unique_correlation_ids), len(event_ids)) > TRACED_IDS,
         }
+
+
+def unforeseen_translation_error(exc: Exception) -> UnprocessableEventError:
+    return UnprocessableEventError(
+        DeadLetterReason.PROCESSING_FAILED, f"translation raised {clip_error(exc)}"
+    )
 
 
 def offset_ranges(messages: Sequence[ConsumedMessage]) -> dict[str, list[int]]:

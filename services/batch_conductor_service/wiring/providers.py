@@ -79,16 +79,21 @@ class ConsumerProvider(Provider):
 
     @provide
     def consumer_health(self, settings: Settings) -> ConsumerHealth:
-        return ConsumerHealth(enabled=settings.KAFKA_CONSUMER_ENABLED)
+        return ConsumerHealth(
+            enabled=settings.KAFKA_CONSUMER_ENABLED, stall_seconds=settings.CONSUMER_STALL_SECONDS
+        )
 
     @provide
     def processor(
         self,
+        settings: Settings,
         repository: BatchStateRepositoryProtocol,
         dead_letters: DlqProducerProtocol,
         metrics: BcsMetrics,
     ) -> EventBatchProcessor:
-        return EventBatchProcessor(repository, dead_letters, metrics)
+        return EventBatchProcessor(
+            repository, dead_letters, metrics, max_attempts=settings.POISON_MAX_ATTEMPTS
+        )
 
     @provide
     def consumer(

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=10.0, ge=3.0)
     KAFKA_DLQ_SEND_TIMEOUT_SECONDS: Seconds = 10.0
     RESOLUTION_DLQ_TIMEOUT_SECONDS: Seconds = 2.0
+    # Failed resolutions dead-lettered per minute at most; the rest are counted and dropped.
+    RESOLUTION_DLQ_PER_MINUTE: int = Field(default=60, ge=1)
+    # A DLQ record's size limit: below the broker's message.max.bytes (1 MiB by default).
+    DLQ_MAX_RECORD_BYTES: int = Field(default=512 * 1024, ge=4096)
+    # Tries of a message whose store write fails for a reason other than an outage.
+    POISON_MAX_ATTEMPTS: int = Field(default=3, ge=1, le=20)
+    # Without progress this long, the consumer turns /healthz unhealthy (503).
+    CONSUMER_STALL_SECONDS: Seconds = 300.0
+    # An event stamped further ahead of this replica's clock is dead-lettered.
+    MAX_CLOCK_SKEW_SECONDS: Seconds = 3600.0
 
     REDIS_URL: str = Field(default="redis://localhost:6379", min_length=1)
     REDIS_TTL_SECONDS: int = Field(default=604800, gt=0)
@@ -69,6 +79,9 @@ class Settings(BaseSettings):
     DATABASE_SCHEMA: str = Field(default="bcs", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     DATABASE_POOL_MAX_SIZE: int = Field(default=10, ge=1)
     DATABASE_TIMEOUT_SECONDS: Seconds = 5.0
+
+    # The in-memory store's cap: beyond it the batches closest to expiry are dropped first.
+    MEMORY_MAX_BATCHES: int = Field(default=100_000, ge=1)
 
     CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     CIRCUIT_RESET_SECONDS: Seconds = 10.0

@@ -21,7 +21,7 @@ async def test_an_enabled_consumer_that_has_not_connected_yet_is_degraded() -> N
 
 
 async def test_failing_to_connect_is_degraded_and_shows_the_error_and_failure_count() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.failing(ConsumerPhase.CONNECTING, "KafkaConnectionError('refused')")
     health.failing(ConsumerPhase.CONNECTING, "KafkaConnectionError('still refused')")
 
@@ -33,12 +33,13 @@ async def test_failing_to_connect_is_degraded_and_shows_the_error_and_failure_co
             "state": "connecting",
             "error": "KafkaConnectionError('still refused')",
             "consecutive_failures": 2,
+            "stalled_seconds": 0.0,
         },
     )
 
 
 async def test_running_is_healthy_shows_partitions_and_clears_earlier_failures() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.failing(ConsumerPhase.CONNECTING, "refused")
 
     health.running(assigned_partitions=6)
@@ -51,7 +52,7 @@ async def test_running_is_healthy_shows_partitions_and_clears_earlier_failures()
 
 
 async def test_retrying_a_batch_after_running_is_degraded_and_counts_from_one() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.failing(ConsumerPhase.CONNECTING, "refused")
     health.running(assigned_partitions=2)
 
@@ -63,11 +64,12 @@ async def test_retrying_a_batch_after_running_is_degraded_and_counts_from_one() 
         "state": "retrying",
         "error": "StateStoreUnavailableError('redis')",
         "consecutive_failures": 1,
+        "stalled_seconds": 0.0,
     }
 
 
 async def test_a_stopped_consumer_is_degraded() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.running(assigned_partitions=1)
 
     health.stopped()
@@ -77,17 +79,22 @@ async def test_a_stopped_consumer_is_degraded() -> None:
 
 
 async def test_a_consumer_stopped_while_failing_still_shows_the_last_error() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.failing(ConsumerPhase.RETRYING, "boom")
 
     health.stopped()
     component = await reported(health)
 
-    assert component.detail == {"state": "stopped", "error": "boom", "consecutive_failures": 1}
+    assert component.detail == {
+        "state": "stopped",
+        "error": "boom",
+        "consecutive_failures": 1,
+        "stalled_seconds": 0.0,
+    }
 
 
 async def test_the_health_detail_renders_as_json_with_its_status() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.running(assigned_partitions=3)
 
     component = await reported(health)
@@ -96,7 +103,7 @@ async def test_the_health_detail_renders_as_json_with_its_status() -> None:
 
 
 async def test_a_dead_consumer_is_unhealthy_and_shows_what_killed_it() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.running(assigned_partitions=2)
 
     health.failing(ConsumerPhase.DEAD, "RuntimeError('bug')")
@@ -104,12 +111,17 @@ async def test_a_dead_consumer_is_unhealthy_and_shows_what_killed_it() -> None:
 
     assert component == ComponentHealth(
         HealthState.UNHEALTHY,
-        {"state": "dead", "error": "RuntimeError('bug')", "consecutive_failures": 1},
+        {
+            "state": "dead",
+            "error": "RuntimeError('bug')",
+            "consecutive_failures": 1,
+            "stalled_seconds": 0.0,
+        },
     )
 
 
 async def test_reconnecting_after_a_kafka_error_is_degraded_with_the_error() -> None:
-    health = ConsumerHealth(enabled=True)
+    health = ConsumerHealth(enabled=True, clock=lambda: 0.0)
     health.running(assigned_partitions=2)
 
     health.failing(ConsumerPhase.RECONNECTING, "KafkaConnectionError('gone')")
