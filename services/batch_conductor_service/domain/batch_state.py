@@ -110,11 +110,3 @@ def choose_roster(
     if registered is not None:
         return registered, RosterSource.REGISTERED
     return None, None
-
-
-def latest_outcome(outcomes: "list[BatchOutcome]") -> BatchOutcome | None:
-    latest: BatchOutcome | None = None
-    for outcome in outcomes:
-        if latest is None or outcome.supersedes(latest):
-            latest = outcome
-    return latest

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from batch_conductor_service.domain.batch_state import RosterSource
+from batch_conductor_service.domain.batch_state import EssayOutcome, RosterSource
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.postgres.schema import MIGRATIONS, ensure_schema
+from common_core.enums import BatchPhaseStatus
+from tests.integration.stores.builders import T0, essays, outcome
 from tests.integration.stores.conftest import make_record
 
 
@@ -55,3 +57,35 @@ async def test_rosters_recorded_before_migration_2_are_still_read(
     stored = await make_record(pg_pool, version_1_schema, metrics).load("b1")
     assert stored is not None
     assert stored.rosters == {RosterSource.REGISTERED: frozenset({"e1", "e2"})}
+
+
+async def test_outcomes_recorded_before_migration_3_still_count_as_reports(
+    pg_pool: asyncpg.Pool, version_1_schema: str, metrics: BcsMetrics
+) -> None:
+    # Rows of the version-1 tables (and of a replica still on them) are reports like any other:
+    # a later success and a later batch outcome recorded now outrank them.
+    s = f'"{version_1_schema}"'
+    async with pg_pool.acquire() as connection:
+        await connection.execute(
+            f"INSERT INTO {s}.processed_events (batch_id, event_id) VALUES ('b1', 'old')"
+        )
+        await connection.execute(
+            f"INSERT INTO {s}.essay_outcomes (batch_id, step, essay_id, succeeded) "
+            "VALUES ('b1', 'nlp', 'e1', false), ('b1', 'nlp', 'e2', false)"
+        )
+        await connection.execute(
+            f"INSERT INTO {s}.batch_outcomes (batch_id, step, status, occurred_at) "
+            "VALUES ('b1', 'nlp', 'FAILED_CRITICALLY', $1)",
+            T0,
+        )
+        await ensure_schema(connection, version_1_schema)
+    record = make_record(pg_pool, version_1_schema, metrics)
+    later = outcome("b1", "nlp", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, minutes=5)
+    await record.record_many([essays("b1", "nlp", EssayOutcome.SUCCEEDED, "e1"), later])
+    stored = await record.load("b1")
+    assert stored is not None
+    snapshot = stored.to_snapshot()
+    assert snapshot.failed == {"nlp": frozenset({"e2"})}
+    assert snapshot.succeeded == {"nlp": frozenset({"e1"})}
+    assert later.batch_outcome is not None
+    assert snapshot.batch_outcomes == {"nlp": later.batch_outcome}

@@ -150,7 +150,7 @@ async def test_health_reports_the_memory_backend() -> None:
 
 
 async def test_a_step_whose_failed_essays_all_succeeded_later_lists_no_failures() -> None:
-    # As the Redis and PostgreSQL stores answer: the snapshot is assembled by StoredBatch.
+    # As the Redis and PostgreSQL stores answer: the snapshot is assembled by BatchFacts.
     repo = InMemoryBatchStateRepository(ttl_seconds=60)
     await repo.apply(essay("1", "e1", EssayOutcome.FAILED))
     await repo.apply(essay("2", "e1", EssayOutcome.SUCCEEDED))

@@ -63,6 +63,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             SELECT DISTINCT batch_id, source FROM {schema}.roster_essays;
         """,
     ),
+    (
+        3,
+        """
+        -- Every outcome reported is a row of its own, only ever added: which of them counts
+        -- (a success outranks a failure of the essay, the latest batch outcome wins) is the
+        -- domain's decision when a batch is read, as it is for Redis. The rows of the two
+        -- older tables are read as reports too; a replica older than this still writes them.
+        CREATE TABLE {schema}.essay_outcome_reports (
+            batch_id text NOT NULL,
+            step text NOT NULL,
+            essay_id text NOT NULL,
+            succeeded boolean NOT NULL,
+            PRIMARY KEY (batch_id, step, essay_id, succeeded)
+        );
+        CREATE TABLE {schema}.batch_outcome_reports (
+            batch_id text NOT NULL,
+            step text NOT NULL,
+            status text NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            PRIMARY KEY (batch_id, step, occurred_at, status)
+        );
+        """,
+    ),
 )
 
 

@@ -12,21 +12,20 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from batch_conductor_service.domain.batch_facts import StoredBatch
+from batch_conductor_service.domain.batch_facts import BatchFacts, facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
 from batch_conductor_service.stores.redis.writes import (
-    queue_change_facts,
     queue_event_ids,
+    queue_facts,
     queue_present_marker,
-    queue_stored_batch,
     queue_ttl,
 )
 
 # Loads a batch's full stored state from the durable record, for a batch Redis no longer has.
-StoredBatchLoader = Callable[[str], Awaitable[StoredBatch | None]]
+BatchFactsLoader = Callable[[str], Awaitable[BatchFacts | None]]
 
 
 class RedisBatchApplier:
@@ -51,7 +50,7 @@ class RedisBatchApplier:
         self,
         keys: BatchKeys,
         changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
+        load_missing: BatchFactsLoader | None,
     ) -> list[ApplyResult]:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
@@ -73,7 +72,7 @@ class RedisBatchApplier:
         self,
         keys: BatchKeys,
         changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
+        load_missing: BatchFactsLoader | None,
     ) -> list[ApplyResult]:
         async with self._client.pipeline(transaction=True) as pipe:
             # Any write to the batch adds to its events set, so watching it covers the batch.
@@ -89,11 +88,12 @@ class RedisBatchApplier:
             results = _dedupe(changes, known)
             pipe.multi()
             if stored is not None:
-                queue_stored_batch(pipe, keys, stored)
+                queue_facts(pipe, keys, stored)
+                queue_event_ids(pipe, keys, stored.event_ids)
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
-            for change in applied:
-                queue_change_facts(pipe, keys, change)
-            queue_event_ids(pipe, keys, _event_ids(applied))
+            added = facts_added_by(keys.batch_id, applied)
+            queue_facts(pipe, keys, added)
+            queue_event_ids(pipe, keys, added.event_ids)
             queue_present_marker(pipe, keys)
             queue_ttl(pipe, keys, self._ttl)
             await pipe.execute()
@@ -103,7 +103,7 @@ class RedisBatchApplier:
         self,
         keys: BatchKeys,
         changes: list[BatchStateChange],
-        load_missing: StoredBatchLoader | None,
+        load_missing: BatchFactsLoader | None,
     ) -> list[ApplyResult]:
         """Single-command set additions, in an order that keeps every prefix of them safe:
         facts before the event id that marks them done, everything before the present marker."""
@@ -113,9 +113,10 @@ class RedisBatchApplier:
         event_id_replies: list[int] = []
         async with self._client.pipeline(transaction=False) as pipe:
             if stored is not None:
-                queue_stored_batch(pipe, keys, stored)
+                queue_facts(pipe, keys, stored)
+                queue_event_ids(pipe, keys, stored.event_ids)
             for change in changes:
-                queue_change_facts(pipe, keys, change)
+                queue_facts(pipe, keys, facts_added_by(keys.batch_id, [change]))
                 queue_event_ids(pipe, keys, [change.event_id])
                 event_id_replies.append(len(pipe) - 1)
             queue_present_marker(pipe, keys)

@@ -1,9 +1,9 @@
-"""A batch's sets read from Redis in one round trip, and their members parsed into a
-StoredBatch."""
+"""A batch's sets read from Redis in one round trip, and their members parsed into its
+BatchFacts."""
 
 from typing import Any
 
-from batch_conductor_service.domain.batch_facts import StoredBatch, latest_per_step
+from batch_conductor_service.domain.batch_facts import BatchFacts, latest_per_step
 from batch_conductor_service.domain.batch_state import RosterSource
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
@@ -39,9 +39,7 @@ async def read_batch_sets(client: BatchStateRedis, keys: BatchKeys) -> list[Any]
         return replies
 
 
-def stored_batch_from_sets(
-    keys: BatchKeys, replies: list[Any], metrics: BcsMetrics
-) -> StoredBatch | None:
+def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) -> BatchFacts | None:
     """None when Redis does not hold the batch in full."""
     present, registered, ready, succeeded, failed, outcomes = replies
     if not present:
@@ -62,7 +60,7 @@ def stored_batch_from_sets(
     ):
         if bad:
             _skip_unparsed(metrics, key, bad)
-    return StoredBatch(
+    return BatchFacts(
         batch_id=keys.batch_id,
         rosters=rosters,
         succeeded=succeeded_by_step,

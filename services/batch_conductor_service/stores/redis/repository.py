@@ -8,14 +8,14 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisClusterException
 
-from batch_conductor_service.domain.batch_facts import StoredBatch
+from batch_conductor_service.domain.batch_facts import BatchFacts
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.stores.redis.apply import (
+    BatchFactsLoader,
     RedisBatchApplier,
-    StoredBatchLoader,
 )
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.errors import (
@@ -26,12 +26,13 @@ from batch_conductor_service.stores.redis.errors import (
 )
 from batch_conductor_service.stores.redis.keys import BatchKeys
 from batch_conductor_service.stores.redis.reads import (
+    facts_from_sets,
     read_batch_sets,
-    stored_batch_from_sets,
 )
 from batch_conductor_service.stores.redis.writes import (
+    queue_event_ids,
+    queue_facts,
     queue_present_marker,
-    queue_stored_batch,
     queue_ttl,
 )
 
@@ -85,19 +86,20 @@ class RedisBatchStateRepository:
     async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
         return await self.apply_many_restoring(changes, None)
 
-    async def read_stored(self, batch_id: str) -> StoredBatch | None:
+    async def read_stored(self, batch_id: str) -> BatchFacts | None:
         """The batch's facts, or None when Redis does not hold it in full."""
         keys = self.keys(batch_id)
         replies = await self._guarded("read", lambda: read_batch_sets(self._client, keys))
-        return stored_batch_from_sets(keys, replies, self._metrics)
+        return facts_from_sets(keys, replies, self._metrics)
 
-    async def restore(self, stored: StoredBatch) -> None:
+    async def restore(self, stored: BatchFacts) -> None:
         """Adds a stored batch's facts; a plain union, so it is safe beside concurrent writers."""
         keys = self.keys(stored.batch_id)
 
         async def write() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
-                queue_stored_batch(pipe, keys, stored)
+                queue_facts(pipe, keys, stored)
+                queue_event_ids(pipe, keys, stored.event_ids)
                 queue_present_marker(pipe, keys)
                 queue_ttl(pipe, keys, self._ttl)
                 await pipe.execute()
@@ -105,7 +107,7 @@ class RedisBatchStateRepository:
         await self._guarded("restore", write)
 
     async def apply_many_restoring(
-        self, changes: Sequence[BatchStateChange], load_missing: StoredBatchLoader | None
+        self, changes: Sequence[BatchStateChange], load_missing: BatchFactsLoader | None
     ) -> list[ApplyResult]:
         """`apply_many`; with `load_missing`, a batch Redis does not hold is first filled from
         it in the same transaction, so no reader ever sees such a batch half there."""
