@@ -14,10 +14,6 @@ class BatchPhaseStatus(StrEnum):
         # lower case); the contract says compare case-insensitively.
         return cls(raw.strip().upper())
 
-    @property
-    def is_completion(self) -> bool:
-        return self is not BatchPhaseStatus.FAILED_CRITICALLY
-
 
 class BatchStatus(StrEnum):
     """The current platform's batch status values, which its ELS phase outcome carries."""

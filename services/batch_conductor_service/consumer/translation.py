@@ -19,7 +19,8 @@ from batch_conductor_service.domain.batch_state import (
     EssayStepOutcome,
     RosterSource,
 )
-from common_core.enums import BatchPhaseStatus, EssayStatus
+from batch_conductor_service.domain.completion import CJ_COMPLETED_STATUS, CJ_FAILED_STATUS
+from common_core.enums import EssayStatus
 from common_core.events import (
     BatchEssaysReady,
     BatchEssaysRegistered,
@@ -36,6 +37,12 @@ from common_core.topics import Topic
 # Step names as pipelines.yaml spells them.
 SPELLCHECK_STEP = "spellcheck"
 CJ_ASSESSMENT_STEP = "cj_assessment"
+# The steps named here rather than by the event: the pipelines file must have each of them,
+# which start-up checks (a phase outcome names its step in its payload).
+STEPS_REPORTED_BY_EVENTS: dict[str, str] = {
+    SPELLCHECK_STEP: "spellcheck results",
+    CJ_ASSESSMENT_STEP: "CJ assessment completed and failed events",
+}
 
 DataT = TypeVar("DataT", bound=ContractModel)
 
@@ -169,9 +176,7 @@ def _cj_completed(document: Any) -> TranslatedEvent:
         data.entity_ref.entity_id,
         essay_outcomes=outcomes,
         batch_outcome_step=CJ_ASSESSMENT_STEP,
-        batch_outcome=BatchOutcome(
-            BatchPhaseStatus.COMPLETED_SUCCESSFULLY, envelope.event_timestamp
-        ),
+        batch_outcome=BatchOutcome(CJ_COMPLETED_STATUS, envelope.event_timestamp),
     )
 
 
@@ -181,7 +186,7 @@ def _cj_failed(document: Any) -> TranslatedEvent:
         envelope,
         envelope.data.entity_ref.entity_id,
         batch_outcome_step=CJ_ASSESSMENT_STEP,
-        batch_outcome=BatchOutcome(BatchPhaseStatus.FAILED_CRITICALLY, envelope.event_timestamp),
+        batch_outcome=BatchOutcome(CJ_FAILED_STATUS, envelope.event_timestamp),
     )
 
 

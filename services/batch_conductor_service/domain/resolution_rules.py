@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from batch_conductor_service.domain.batch_state import BatchSnapshot
+from batch_conductor_service.domain.completion import step_completion
 from batch_conductor_service.domain.step_graph import StepGraph
 
 
@@ -15,18 +16,9 @@ class UnknownPipelineError(LookupError):
         self.known_steps = known_steps
 
 
-NO_OUTCOME = "no outcome recorded"
-
-
 class RequestKind(StrEnum):
     PIPELINE = "pipeline"
     STEP = "step"
-
-
-@dataclass(frozen=True, slots=True)
-class StepCompletion:
-    complete: bool
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,41 +51,6 @@ class Resolution:
         else:
             parts.append("Every step is already complete; nothing to run.")
         return " ".join(parts)
-
-
-def step_completion(step: str, snapshot: BatchSnapshot) -> StepCompletion:
-    """A step is complete only when the batch state proves it (DESIGN.md, resolution rule 3)."""
-    outcome = snapshot.batch_outcomes.get(step)
-    if outcome is not None:
-        if outcome.status.is_completion:
-            return StepCompletion(True, f"batch-level outcome {outcome.status.value}")
-        return StepCompletion(False, f"latest batch-level outcome is {outcome.status.value}")
-
-    succeeded = snapshot.succeeded_for(step)
-    failed = snapshot.failed_for(step)
-    roster = snapshot.roster
-    if roster is None:
-        if succeeded or failed:
-            return StepCompletion(
-                False,
-                f"{len(succeeded) + len(failed)} essays have outcomes but the roster is unknown",
-            )
-        return StepCompletion(False, NO_OUTCOME)
-    done_ok = roster & succeeded
-    done_failed = (roster & failed) - done_ok
-    if not roster:
-        return StepCompletion(False, "the roster is empty")
-    if len(done_ok) + len(done_failed) == len(roster):
-        if done_ok:
-            return StepCompletion(
-                True,
-                f"all {len(roster)} essays on the roster finished "
-                f"({len(done_ok)} succeeded, {len(done_failed)} failed)",
-            )
-        return StepCompletion(False, f"all {len(roster)} essays on the roster failed")
-    return StepCompletion(
-        False, f"{len(done_ok) + len(done_failed)} of {len(roster)} essays finished"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +87,7 @@ def prune(graph: StepGraph, request: PipelinePlan, snapshot: BatchSnapshot) -> R
             pruned.append(PrunedStep(step, completion.reason))
             continue
         remaining.append(step)
-        if completion.reason != NO_OUTCOME:
+        if completion.has_evidence:
             observations.append(f"{step} is not complete: {completion.reason}")
         failures = len(snapshot.failed_for(step))
         if failures and step not in snapshot.batch_outcomes:

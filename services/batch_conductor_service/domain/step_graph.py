@@ -77,6 +77,15 @@ class StepGraph:
         wanted = set(names)
         return tuple(step for step in self.order if step in wanted)
 
+    def require_steps(self, reported_by: Mapping[str, str]) -> None:
+        """Refuses a graph that lacks a step some events report (step name -> which events):
+        their results would be stored under a name no request can ever ask for."""
+        for step, events in reported_by.items():
+            if step not in self.steps:
+                raise PipelineConfigError(
+                    f"no step {step!r}, which {events} report; steps: {', '.join(self.order)}"
+                )
+
 
 def build_step_graph(config: PipelinesFile) -> StepGraph:
     steps: dict[str, StepDefinition] = {}

@@ -9,8 +9,9 @@ from quart import Quart
 from batch_conductor_service.api.health_routes import health_bp
 from batch_conductor_service.api.openapi_routes import openapi_bp
 from batch_conductor_service.api.pipeline_routes import pipeline_bp
+from batch_conductor_service.consumer.translation import STEPS_REPORTED_BY_EVENTS
 from batch_conductor_service.domain.pipelines_file import load_pipelines
-from batch_conductor_service.domain.step_graph import StepGraph
+from batch_conductor_service.domain.step_graph import PipelineConfigError, StepGraph
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.wiring.settings import Settings
 from batch_conductor_service.wiring.startup import (
@@ -28,8 +29,9 @@ def create_app(
     registry: CollectorRegistry | None = None,
     providers: Sequence[Provider] = (),
 ) -> Quart:
-    """Raises PipelineConfigError when the pipelines file cannot be ordered."""
-    graph = graph if graph is not None else load_pipelines(settings.PIPELINES_PATH)
+    """Raises PipelineConfigError when the pipelines file cannot be ordered, or lacks a step
+    that the consumed events report."""
+    graph = graph if graph is not None else _load_graph(settings)
     metrics = BcsMetrics(registry if registry is not None else CollectorRegistry())
     app = Quart("batch_conductor_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES
@@ -42,3 +44,12 @@ def create_app(
     setup_error_mapping(app)
     setup_lifecycle(app, build_container(settings, graph, metrics, providers))
     return app
+
+
+def _load_graph(settings: Settings) -> StepGraph:
+    graph = load_pipelines(settings.PIPELINES_PATH)
+    try:
+        graph.require_steps(STEPS_REPORTED_BY_EVENTS)
+    except PipelineConfigError as exc:
+        raise PipelineConfigError(f"{settings.PIPELINES_PATH}: {exc}") from exc
+    return graph

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 from batch_conductor_service.domain.batch_state import BatchOutcome, BatchSnapshot, RosterSource
+from batch_conductor_service.domain.completion import step_completion
 from batch_conductor_service.domain.pipelines_file import load_pipelines, parse_pipelines
 from batch_conductor_service.domain.resolution_rules import (
     RequestKind,
     UnknownPipelineError,
     resolve,
-    step_completion,
 )
 from common_core.enums import BatchPhaseStatus
 

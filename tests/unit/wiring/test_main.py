@@ -45,6 +45,20 @@ def test_unorderable_pipelines_file_stops_start_up(tmp_path: Path) -> None:
     assert "dependency cycle: a -> b -> a" in result.stderr
 
 
+def test_pipelines_file_without_a_step_that_events_report_stops_start_up(tmp_path: Path) -> None:
+    no_cj = tmp_path / "pipelines.yaml"
+    no_cj.write_text(
+        "pipelines:\n  p:\n    steps:\n"
+        "      - {name: spellcheck, service_name: s, event_type: e, event_data_model: m}\n"
+    )
+    result = run_bcs({"BCS_PIPELINES_PATH": str(no_cj), "BCS_HTTP_PORT": "0"})
+    assert result.returncode == 1
+    assert "invalid pipeline configuration" in result.stderr
+    assert "no step 'cj_assessment', which CJ assessment completed and failed events" in (
+        result.stderr
+    )
+
+
 def test_unreachable_database_stops_start_up_saying_why() -> None:
     result = run_bcs(
         {
