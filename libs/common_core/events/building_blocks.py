@@ -1,5 +1,6 @@
 """Pieces shared by the event payloads (CONTRACTS.md section 2, "shared building blocks")."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,12 +15,18 @@ from pydantic import (
 
 from common_core.timestamps import as_utc
 
+# The longest id or name an event may carry. Ids end up in Redis keys and set members,
+# PostgreSQL primary keys (whose index entries cannot exceed about 2.7 KB) and log lines.
+MAX_IDENTIFIER_LENGTH = 255
 
-def _printable(value: str) -> str:
-    # Ids end up in Redis set members, PostgreSQL text and log lines: a control character
-    # (NUL above all, which PostgreSQL cannot store) would make a message that can never be
-    # stored, so it is refused here and the message dead-lettered instead.
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+# C0 and C1 control characters, and lone surrogates (which no encoder can write as UTF-8).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(value: str) -> str:
+    # A control character (NUL above all, which PostgreSQL cannot store) would make a message
+    # that can never be stored, so it is refused here and the message dead-lettered instead.
+    if _UNPRINTABLE.search(value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -28,15 +35,35 @@ def _step_name(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+def _utc(moment: datetime) -> datetime:
+    # A time near the ends of the calendar (year 1 east of UTC, year 9999 west of it) has no
+    # UTC spelling: converting it overflows, which must read as an invalid field, not a crash.
+    try:
+        return as_utc(moment)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_IDENTIFIER_LENGTH),
+    AfterValidator(printable),
 ]
-OptionalIdentifier = Annotated[str, AfterValidator(_printable)] | None
+OptionalIdentifier = (
+    Annotated[str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)]
+    | None
+)
+# A correlation id travels in log lines and dead-letter records: bounded and printable too.
+CorrelationId = Annotated[
+    str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)
+]
 # How pipelines.yaml spells a step; producers' case is forgiven, anything else is refused.
 StepName = Annotated[
-    str, BeforeValidator(_step_name), StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")
+    str,
+    BeforeValidator(_step_name),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=MAX_IDENTIFIER_LENGTH),
 ]
 
 

@@ -10,7 +10,12 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator
 
-from common_core.events.building_blocks import ContractModel, NonEmptyStr, UtcDatetime
+from common_core.events.building_blocks import (
+    ContractModel,
+    CorrelationId,
+    NonEmptyStr,
+    UtcDatetime,
+)
 
 
 def _canonical_uuid(value: str) -> str:
@@ -28,7 +33,7 @@ class EnvelopeFields(ContractModel):
     event_timestamp: UtcDatetime
     source_service: NonEmptyStr
     schema_version: int = 1
-    correlation_id: str | None = None
+    correlation_id: CorrelationId | None = None
     data_schema_uri: str | None = None
     metadata: dict[str, Any] | None = None
 

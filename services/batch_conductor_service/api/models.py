@@ -1,18 +1,22 @@
 """Request and response bodies of the HTTP API (CONTRACTS.md section 1)."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from batch_conductor_service.domain.resolution_rules import Resolution
+from common_core.events.building_blocks import Identifier, printable
 
 
 class PipelineDefineRequest(BaseModel):
     # Unknown fields are ignored so older and newer BOS clients both work.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    batch_id: str = Field(min_length=1, max_length=255)
-    requested_pipeline: str = Field(min_length=1, max_length=100)
+    # Bounded and printable as event ids are: the id names Redis keys and PostgreSQL rows.
+    batch_id: Identifier
+    requested_pipeline: Annotated[
+        str, Field(min_length=1, max_length=100), AfterValidator(printable)
+    ]
     # Any string is accepted; only a printable one of at most 255 characters is adopted.
     correlation_id: str | None = None
     batch_metadata: dict[str, Any] | None = None

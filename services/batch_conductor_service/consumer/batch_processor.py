@@ -13,8 +13,9 @@ each bound to its event's correlation id.
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from batch_conductor_service.consumer.clock_skew import split_by_clock
 from batch_conductor_service.consumer.fetched_batch import BadMessage, FetchedBatch, GoodMessage
 from batch_conductor_service.consumer.isolation import IsolatingWriter, PoisonMessage
 from batch_conductor_service.consumer.offsets import ConsumedMessage, PartitionKey, next_offsets
@@ -40,6 +41,7 @@ class EventBatchProcessor:
         *,
         max_attempts: int = 3,
         retry_delay_seconds: float = 0.05,
+        max_clock_skew_seconds: float = 3600.0,
     ) -> None:
         self._writer = IsolatingWriter(
             repository,
@@ -50,12 +52,15 @@ class EventBatchProcessor:
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._clock = clock
+        self._max_skew = timedelta(seconds=max_clock_skew_seconds)
 
     async def process(self, batch: FetchedBatch) -> dict[PartitionKey, int]:
         """Returns, per partition, the offset to commit: one past the last message handled."""
         started = time.perf_counter()
-        results, poison = await self._store(batch.good)
-        for item in [*batch.bad, *poison]:
+        good, future = split_by_clock(batch.good, self._clock(), self._max_skew)
+        results, poison = await self._store(good)
+        bad = [*batch.bad, *future, *poison]
+        for item in bad:
             await self._dead_letter(item)
         elapsed = time.perf_counter() - started
         self._metrics.consumer_batch_seconds.observe(elapsed)
@@ -64,7 +69,7 @@ class EventBatchProcessor:
             "event_batch_stored",
             applied=outcomes[ApplyResult.APPLIED.value],
             duplicate=outcomes[ApplyResult.DUPLICATE.value],
-            dead_lettered=len(batch.bad) + len(poison),
+            dead_lettered=len(bad),
             seconds=round(elapsed, 4),
             **batch.trace(),
         )

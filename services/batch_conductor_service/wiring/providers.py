@@ -92,7 +92,11 @@ class ConsumerProvider(Provider):
         metrics: BcsMetrics,
     ) -> EventBatchProcessor:
         return EventBatchProcessor(
-            repository, dead_letters, metrics, max_attempts=settings.POISON_MAX_ATTEMPTS
+            repository,
+            dead_letters,
+            metrics,
+            max_attempts=settings.POISON_MAX_ATTEMPTS,
+            max_clock_skew_seconds=settings.MAX_CLOCK_SKEW_SECONDS,
         )
 
     @provide

@@ -193,3 +193,32 @@ async def test_an_empty_ready_roster_replaces_a_registered_one_whatever_the_orde
             await store.expire(batch)
             rebuilt = await store.repository.get_snapshot(batch)
             assert (rebuilt.roster, rebuilt.roster_source) == (frozenset(), RosterSource.READY)
+
+
+async def test_every_id_the_edge_accepts_round_trips_and_a_batch_stays_in_one_slot(
+    store: StoreUnderTest,
+) -> None:
+    # Braces anywhere (a leading `}` once emptied the hash tag and scattered a batch's keys
+    # across cluster slots), percent signs, non-ASCII, and the longest id the edge lets in.
+    suffix = uuid.uuid4().hex[:6]
+    ids = [
+        f"}}{suffix}",
+        f"{{{suffix}}}",
+        f"a}}{{b%7D{suffix}",
+        f"%{suffix}%",
+        f"ä漢😀{suffix}",
+        (suffix * 50)[:255],
+    ]
+    for batch in ids:
+        essay = "é" * 255
+        await store.repository.apply_many(
+            [
+                roster(batch, RosterSource.READY, essay, "e2"),
+                essays(batch, "spellcheck", OK, essay, "e2"),
+                outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 1),
+            ]
+        )
+        snapshot = view(await store.repository.get_snapshot(batch))
+        assert snapshot["roster"] == sorted([essay, "e2"])
+        assert snapshot["succeeded"] == {"spellcheck": sorted([essay, "e2"])}
+        assert snapshot["outcomes"]["spellcheck"].status is BatchPhaseStatus.FAILED_CRITICALLY

@@ -26,13 +26,26 @@ PRESENT_MARKER = "\x00present"
 ROSTER_MARKER = "\x00roster"
 
 
+def hash_tag(batch_id: str) -> str:
+    """The batch id as it sits between the braces of its keys' hash tag.
+
+    Redis Cluster hashes what lies between a key's first `{` and the next `}`, or the whole key
+    when that is empty. A `}` in the id would end the tag early (a leading one leaves it empty,
+    so the batch's keys scatter across slots), so braces are percent-encoded, and `%` too so the
+    encoding cannot collide; an id without any of the three is its own tag, as before.
+    """
+    if "%" not in batch_id and "{" not in batch_id and "}" not in batch_id:
+        return batch_id
+    return batch_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
 @dataclass(frozen=True, slots=True)
 class BatchKeys:
     prefix: str
     batch_id: str
 
     def _key(self, name: str) -> str:
-        return f"{self.prefix}:{{{self.batch_id}}}:{name}"
+        return f"{self.prefix}:{{{hash_tag(self.batch_id)}}}:{name}"
 
     @property
     def events(self) -> str:

@@ -1,0 +1,34 @@
+"""A batch's keys share one hash tag whatever its id holds, so it lives in one cluster slot."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from batch_conductor_service.stores.redis.keys import BatchKeys, hash_tag
+
+
+def test_an_id_without_braces_or_percent_signs_is_its_own_tag() -> None:
+    assert BatchKeys("bcs", "batch-1").events == "bcs:{batch-1}:events"
+
+
+def test_braces_and_percent_signs_are_encoded_and_the_encoding_does_not_collide() -> None:
+    assert hash_tag("}x") == "%7Dx"
+    assert hash_tag("{x}") == "%7Bx%7D"
+    assert hash_tag("%7Dx") == "%257Dx"
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_every_key_of_a_batch_hashes_to_the_same_slot_as_its_tag(batch_id: str) -> None:
+    keys = BatchKeys("bcs", batch_id)
+    tag = hash_tag(batch_id)
+    assert tag
+    assert "{" not in tag
+    assert "}" not in tag
+    slots = {key_slot(key.encode("utf-8", "surrogatepass")) for key in keys.all}
+    assert slots == {key_slot(tag.encode("utf-8", "surrogatepass"))}
+
+
+@given(st.text(min_size=1, max_size=50), st.text(min_size=1, max_size=50))
+def test_two_different_ids_never_share_a_tag(first: str, second: str) -> None:
+    if first != second:
+        assert hash_tag(first) != hash_tag(second)
