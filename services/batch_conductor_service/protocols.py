@@ -4,6 +4,7 @@ are wired in wiring/providers.py."""
 from collections.abc import Sequence
 from typing import Protocol
 
+from batch_conductor_service.domain.batch_report import BatchReport
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.domain.resolution_rules import Resolution
 from batch_conductor_service.health import ComponentHealth
@@ -35,6 +36,10 @@ class BatchStateRepositoryProtocol(Protocol):
 
 class PipelineResolutionServiceProtocol(Protocol):
     async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution: ...
+
+
+class BatchInspectionServiceProtocol(Protocol):
+    async def inspect(self, batch_id: str) -> BatchReport | None: ...
 
 
 class DlqProducerProtocol(Protocol):

@@ -1,9 +1,11 @@
 """Request and response bodies of the HTTP API (CONTRACTS.md section 1)."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from batch_conductor_service.domain.batch_report import BatchReport, StepReport
 from batch_conductor_service.domain.resolution_rules import Resolution
 from common_core.events.building_blocks import Identifier, printable
 
@@ -60,3 +62,60 @@ class PipelineDefineResponse(BaseModel):
 class ErrorResponse(BaseModel):
     error: str = Field(description="Machine-readable code.")
     detail: Any = Field(default=None, description="What went wrong, for a human or a client.")
+
+
+class RosterModel(BaseModel):
+    size: int = Field(description="Essays on the roster.")
+    source: str = Field(description="'ready' (BatchEssaysReady) or 'registered'.")
+
+
+class BatchOutcomeModel(BaseModel):
+    status: str
+    occurred_at: datetime
+
+
+class StepStateModel(BaseModel):
+    step: str
+    essays_succeeded: int
+    essays_failed: int = Field(description="Essays that failed and never succeeded.")
+    latest_batch_outcome: BatchOutcomeModel | None
+    complete: bool = Field(description="Whether /define would prune the step.")
+    reason: str = Field(description="The evidence /define gives for pruning it, or not.")
+
+    @classmethod
+    def from_report(cls, step: StepReport) -> "StepStateModel":
+        outcome = step.latest_batch_outcome
+        return cls(
+            step=step.step,
+            essays_succeeded=step.essays_succeeded,
+            essays_failed=step.essays_failed,
+            latest_batch_outcome=None
+            if outcome is None
+            else BatchOutcomeModel(status=outcome.status.value, occurred_at=outcome.occurred_at),
+            complete=step.complete,
+            reason=step.reason,
+        )
+
+
+class BatchInspectionResponse(BaseModel):
+    batch_id: str
+    roster: RosterModel | None = Field(description="None until a roster event was applied.")
+    steps: list[StepStateModel] = Field(description="Every step of pipelines.yaml, in order.")
+    last_event_at: datetime | None = Field(
+        description="The newest event time applied to the batch; None for state stored before "
+        "BCS recorded it."
+    )
+
+    @classmethod
+    def from_report(cls, report: BatchReport) -> "BatchInspectionResponse":
+        roster = (
+            None
+            if report.roster_size is None or report.roster_source is None
+            else RosterModel(size=report.roster_size, source=report.roster_source.value)
+        )
+        return cls(
+            batch_id=report.batch_id,
+            roster=roster,
+            steps=[StepStateModel.from_report(step) for step in report.steps],
+            last_event_at=report.last_event_at,
+        )

@@ -6,6 +6,7 @@ from typing import Any
 from quart import Blueprint, Response
 
 from batch_conductor_service.api.models import (
+    BatchInspectionResponse,
     ErrorResponse,
     PipelineDefineRequest,
     PipelineDefineResponse,
@@ -31,7 +32,12 @@ def _error(description: str) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (PipelineDefineRequest, PipelineDefineResponse, ErrorResponse):
+    for model in (
+        PipelineDefineRequest,
+        PipelineDefineResponse,
+        BatchInspectionResponse,
+        ErrorResponse,
+    ):
         schema = model.model_json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -96,6 +102,29 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
+                    },
+                }
+            },
+            "/internal/v1/batches/{batch_id}": {
+                "get": {
+                    "summary": "What BCS knows of a batch: roster, each step's outcomes and "
+                    "whether /define would prune it, and the last event applied",
+                    "operationId": "inspectBatch",
+                    "parameters": [
+                        {
+                            "name": "batch_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json_body("BatchInspectionResponse", "The batch's state."),
+                        "400": _error(
+                            "Not an id BCS accepts (over 255 characters, or control characters)."
+                        ),
+                        "404": _error("BCS holds no state for the batch."),
+                        "503": _error("Batch state cannot be read now."),
                     },
                 }
             },

@@ -9,6 +9,7 @@ members or rows writes what `facts_added_by` gives; one that holds objects appli
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from batch_conductor_service.domain.batch_state import (
@@ -18,6 +19,7 @@ from batch_conductor_service.domain.batch_state import (
     EssayOutcome,
     RosterSource,
     choose_roster,
+    later,
 )
 
 _NO_IDS: frozenset[str] = frozenset()
@@ -35,6 +37,8 @@ class BatchFacts:
     failed: Mapping[str, frozenset[str]] = field(default_factory=dict)
     outcomes: Mapping[str, BatchOutcome] = field(default_factory=dict)
     event_ids: frozenset[str] = frozenset()
+    # The newest `occurred_at` of the changes merged: only moves forward, like the rest.
+    last_event_at: datetime | None = None
 
     def to_snapshot(self) -> BatchSnapshot:
         roster, source = choose_roster(
@@ -51,6 +55,7 @@ class BatchFacts:
                 if (remaining := ids - self.succeeded.get(step, _NO_IDS))
             },
             batch_outcomes=dict(self.outcomes),
+            last_event_at=self.last_event_at,
         )
 
 
@@ -67,10 +72,12 @@ def facts_added_by(batch_id: str, changes: Iterable[BatchStateChange]) -> BatchF
     failed: dict[str, set[str]] = {}
     reports: list[tuple[str, BatchOutcome]] = []
     event_ids: set[str] = set()
+    last_event_at: datetime | None = None
     for change in changes:
         if change.batch_id != batch_id:
             raise ValueError(f"a change of batch {change.batch_id!r} among those of {batch_id!r}")
         event_ids.add(change.event_id)
+        last_event_at = later(last_event_at, change.occurred_at)
         if change.roster is not None and change.roster_source is not None:
             rosters.setdefault(change.roster_source, set()).update(change.roster)
         for item in change.essay_outcomes:
@@ -85,6 +92,7 @@ def facts_added_by(batch_id: str, changes: Iterable[BatchStateChange]) -> BatchF
         failed={step: frozenset(ids) for step, ids in failed.items()},
         outcomes=latest_per_step(reports),
         event_ids=frozenset(event_ids),
+        last_event_at=last_event_at,
     )
 
 
@@ -98,6 +106,7 @@ def merge_facts(current: BatchFacts, added: BatchFacts) -> BatchFacts:
         failed=_union_by_key(current.failed, added.failed),
         outcomes=latest_per_step([*current.outcomes.items(), *added.outcomes.items()]),
         event_ids=current.event_ids | added.event_ids,
+        last_event_at=later(current.last_event_at, added.last_event_at),
     )
 
 

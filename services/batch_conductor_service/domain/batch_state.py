@@ -81,6 +81,9 @@ class BatchSnapshot:
     succeeded: Mapping[str, frozenset[str]] = field(default_factory=dict)
     failed: Mapping[str, frozenset[str]] = field(default_factory=dict)
     batch_outcomes: Mapping[str, BatchOutcome] = field(default_factory=dict)
+    # The newest `occurred_at` of the events applied to the batch; None before any, or for
+    # state stored before BCS recorded it.
+    last_event_at: datetime | None = None
 
     @classmethod
     def empty(cls, batch_id: str) -> "BatchSnapshot":
@@ -93,6 +96,7 @@ class BatchSnapshot:
             and not any(self.succeeded.values())
             and not any(self.failed.values())
             and not self.batch_outcomes
+            and self.last_event_at is None
         )
 
     def succeeded_for(self, step: str) -> frozenset[str]:
@@ -110,3 +114,10 @@ def choose_roster(
     if registered is not None:
         return registered, RosterSource.REGISTERED
     return None, None
+
+
+def later(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    """The newer of two event times; how every store keeps a batch's last event time."""
+    if current is None or (candidate is not None and candidate > current):
+        return candidate
+    return current

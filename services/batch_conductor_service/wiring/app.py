@@ -6,6 +6,7 @@ from dishka import Provider
 from prometheus_client import CollectorRegistry
 from quart import Quart
 
+from batch_conductor_service.api.batch_routes import batch_bp
 from batch_conductor_service.api.health_routes import health_bp
 from batch_conductor_service.api.openapi_routes import openapi_bp
 from batch_conductor_service.api.pipeline_routes import pipeline_bp
@@ -38,6 +39,7 @@ def create_app(
     app.config["BODY_TIMEOUT"] = settings.REQUEST_BODY_TIMEOUT_SECONDS
     app.register_blueprint(health_bp)
     app.register_blueprint(pipeline_bp)
+    app.register_blueprint(batch_bp)
     app.register_blueprint(openapi_bp)
     metrics.http.instrument(app)
     setup_request_context(app)

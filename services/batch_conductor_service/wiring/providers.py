@@ -19,8 +19,10 @@ from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
+from batch_conductor_service.inspection_service import BatchInspectionService
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
+    BatchInspectionServiceProtocol,
     BatchStateRepositoryProtocol,
     DlqProducerProtocol,
     PipelineResolutionServiceProtocol,
@@ -62,6 +64,7 @@ class ServiceProvider(Provider):
     scope = Scope.APP
 
     resolution = provide(PipelineResolutionService, provides=PipelineResolutionServiceProtocol)
+    inspection = provide(BatchInspectionService, provides=BatchInspectionServiceProtocol)
 
 
 class ConsumerProvider(Provider):

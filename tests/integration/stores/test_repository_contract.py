@@ -1,6 +1,8 @@
 """One contract, run unchanged against every batch state repository."""
 
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
@@ -222,3 +224,21 @@ async def test_every_id_the_edge_accepts_round_trips_and_a_batch_stays_in_one_sl
         assert snapshot["roster"] == sorted([essay, "e2"])
         assert snapshot["succeeded"] == {"spellcheck": sorted([essay, "e2"])}
         assert snapshot["outcomes"]["spellcheck"].status is BatchPhaseStatus.FAILED_CRITICALLY
+
+
+async def test_the_last_event_time_is_the_newest_applied_whatever_the_order(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    assert (await store.repository.get_snapshot(batch)).last_event_at is None
+    newest = outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 5)
+    newest = replace(newest, occurred_at=newest.occurred_at + timedelta(microseconds=123457))
+    await store.repository.apply_many(
+        [essays(batch, "spellcheck", OK, "e1"), newest, roster(batch, RosterSource.READY, "e1")]
+    )
+    await store.repository.apply(outcome(batch, "nlp", BatchPhaseStatus.FAILED_CRITICALLY, 1))
+    snapshot = await store.repository.get_snapshot(batch)
+    assert snapshot.last_event_at == newest.occurred_at
+    if store.durable:
+        await store.expire(batch)
+        assert (await store.repository.get_snapshot(batch)).last_event_at == newest.occurred_at

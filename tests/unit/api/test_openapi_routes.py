@@ -8,12 +8,15 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
         "/internal/v1/pipelines/define",
+        "/internal/v1/batches/{batch_id}",
         "/healthz",
         "/metrics",
         "/openapi.json",
     }
     define = document["paths"]["/internal/v1/pipelines/define"]["post"]
     assert set(define["responses"]) == {"200", "400", "413", "500", "503"}
+    inspect = document["paths"]["/internal/v1/batches/{batch_id}"]["get"]
+    assert set(inspect["responses"]) == {"200", "400", "404", "503"}
 
 
 async def test_openapi_schemas_match_the_contract_fields(client: Client) -> None:
@@ -24,6 +27,8 @@ async def test_openapi_schemas_match_the_contract_fields(client: Client) -> None
     response = schemas["PipelineDefineResponse"]
     assert {"batch_id", "final_pipeline", "analysis_summary"} <= set(response["required"])
     assert set(schemas["ErrorResponse"]["properties"]) == {"error", "detail"}
+    inspection = schemas["BatchInspectionResponse"]
+    assert set(inspection["required"]) == {"batch_id", "roster", "steps", "last_event_at"}
 
 
 async def test_every_reference_in_the_document_resolves(client: Client) -> None:

@@ -19,6 +19,9 @@ async def read_facts(
     )
     if not events:
         return None
+    last_event_at = await conn.fetchval(
+        f"SELECT max(occurred_at) FROM {s}.processed_events WHERE batch_id = $1", batch_id
+    )
     # Two tables each: a replica older than migration 2 writes roster_essays only, one older
     # than migration 3 writes essay_outcomes and batch_outcomes.
     rosters = await conn.fetch(
@@ -51,4 +54,5 @@ async def read_facts(
             for r in outcomes
         ),
         event_ids=frozenset(r["event_id"] for r in events) if with_event_ids else frozenset(),
+        last_event_at=last_event_at,
     )

@@ -20,6 +20,7 @@ from batch_conductor_service.stores.guarded_call import guarded_store_call
 from batch_conductor_service.stores.postgres.reads import read_facts
 from batch_conductor_service.stores.postgres.schema import quoted_schema
 from batch_conductor_service.stores.postgres.writes import insert_facts
+from common_core.timestamps import as_utc
 
 STORE = "postgresql"
 STORE_ERRORS = (
@@ -99,17 +100,19 @@ class PostgresBatchRecord:
 
     async def _record_once(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
         s = self._schema
-        pairs = sorted({(c.batch_id, c.event_id) for c in changes})
+        times = {(c.batch_id, c.event_id): as_utc(c.occurred_at) for c in reversed(changes)}
+        rows = sorted((batch_id, event_id, at) for (batch_id, event_id), at in times.items())
         async with (
             self._pool.acquire(timeout=self._timeout) as conn,
             conn.transaction(),
         ):
             inserted = await conn.fetch(
-                f"INSERT INTO {s}.processed_events (batch_id, event_id) "
-                "SELECT * FROM unnest($1::text[], $2::text[]) "
+                f"INSERT INTO {s}.processed_events (batch_id, event_id, occurred_at) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) "
                 "ON CONFLICT DO NOTHING RETURNING batch_id, event_id",
-                [b for b, _ in pairs],
-                [e for _, e in pairs],
+                [b for b, _, _ in rows],
+                [e for _, e, _ in rows],
+                [t for _, _, t in rows],
                 timeout=self._timeout,
             )
             new = {(row["batch_id"], row["event_id"]) for row in inserted}

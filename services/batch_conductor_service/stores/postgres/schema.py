@@ -86,6 +86,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        """
+        -- The time of each event, for a batch's last event time. NULL for events recorded
+        -- before this migration (or by an older replica): their times were not kept.
+        ALTER TABLE {schema}.processed_events ADD COLUMN occurred_at timestamptz;
+        """,
+    ),
 )
 
 

@@ -7,7 +7,7 @@ single commutative command, which is what lets the non-atomic fallback lose noth
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from batch_conductor_service.domain.batch_state import BatchOutcome, RosterSource
 from common_core.enums import BatchPhaseStatus
@@ -63,6 +63,11 @@ class BatchKeys:
     def outcomes(self) -> str:
         return self._key("outcomes")
 
+    @property
+    def last_event(self) -> str:
+        """A sorted set of one member, LAST_EVENT_MEMBER, scored by the newest event time."""
+        return self._key("last_event")
+
     def roster(self, source: RosterSource) -> str:
         return self._key(f"roster:{source.value}")
 
@@ -73,8 +78,26 @@ class BatchKeys:
             self.succeeded,
             self.failed,
             self.outcomes,
+            self.last_event,
             *(self.roster(source) for source in RosterSource),
         )
+
+
+LAST_EVENT_MEMBER = "at"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def event_time_score(occurred_at: datetime) -> int:
+    """Microseconds since the epoch: exact in a sorted-set score (a double) until the year 2255,
+    and ZADD GT keeps the largest, so the last event time is a commutative write like the rest."""
+    delta = as_utc(occurred_at) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def event_time_from_score(score: float | str | bytes | None) -> datetime | None:
+    if score is None:
+        return None
+    return _EPOCH + timedelta(microseconds=int(float(score)))
 
 
 def essay_member(step: str, essay_id: str) -> str:

@@ -9,10 +9,12 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.errors import STORE
 from batch_conductor_service.stores.redis.keys import (
+    LAST_EVENT_MEMBER,
     PRESENT_MARKER,
     ROSTER_MARKER,
     BatchKeys,
     essays_by_step,
+    event_time_from_score,
     parse_outcome_members,
 )
 from huleedu_service_libs.logging_utils import get_logger
@@ -35,13 +37,14 @@ async def read_batch_sets(client: BatchStateRedis, keys: BatchKeys) -> list[Any]
             # Not pipe.smembers: it adds a `keys` option that redis-py 8.1's cluster
             # transaction passes on to the SMEMBERS reply parser, which rejects it.
             pipe.execute_command("SMEMBERS", key)
+        pipe.execute_command("ZSCORE", keys.last_event, LAST_EVENT_MEMBER)
         replies: list[Any] = await pipe.execute()
         return replies
 
 
 def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) -> BatchFacts | None:
     """None when Redis does not hold the batch in full."""
-    present, registered, ready, succeeded, failed, outcomes = replies
+    present, registered, ready, succeeded, failed, outcomes, last_event_score = replies
     if not present:
         return None
     rosters: dict[RosterSource, frozenset[str]] = {}
@@ -66,6 +69,7 @@ def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) ->
         succeeded=succeeded_by_step,
         failed=failed_by_step,
         outcomes=latest_per_step(parsed_outcomes),
+        last_event_at=event_time_from_score(last_event_score),
     )
 
 

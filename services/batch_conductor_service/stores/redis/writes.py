@@ -9,10 +9,12 @@ from typing import Any
 
 from batch_conductor_service.domain.batch_facts import BatchFacts
 from batch_conductor_service.stores.redis.keys import (
+    LAST_EVENT_MEMBER,
     PRESENT_MARKER,
     ROSTER_MARKER,
     BatchKeys,
     essay_member,
+    event_time_score,
     outcome_member,
 )
 
@@ -32,6 +34,10 @@ def queue_facts(pipe: Pipe, keys: BatchKeys, facts: BatchFacts) -> None:
             pipe.sadd(target, *members)
     if facts.outcomes:
         pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in facts.outcomes.items()))
+    if facts.last_event_at is not None:
+        # GT: only a later time replaces the score, so writes in any order keep the newest.
+        score = event_time_score(facts.last_event_at)
+        pipe.zadd(keys.last_event, {LAST_EVENT_MEMBER: score}, gt=True)
 
 
 def queue_event_ids(pipe: Pipe, keys: BatchKeys, event_ids: Iterable[str]) -> None:

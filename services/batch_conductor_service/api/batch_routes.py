@@ -1,0 +1,38 @@
+"""GET /internal/v1/batches/<batch_id>: what BCS knows of a batch, for an operator."""
+
+from dishka import FromDishka
+from pydantic import TypeAdapter, ValidationError
+from quart import Blueprint, Response
+from quart_dishka import inject
+
+from batch_conductor_service.api.models import BatchInspectionResponse
+from batch_conductor_service.api.responses import error_response, json_response
+from batch_conductor_service.protocols import BatchInspectionServiceProtocol
+from common_core.events.building_blocks import Identifier
+
+batch_bp = Blueprint("batches", __name__, url_prefix="/internal/v1/batches")
+
+# The ids /define and the events accept; no other id can have state.
+_BATCH_ID = TypeAdapter(Identifier)
+
+
+@batch_bp.get("/<batch_id>")
+@inject
+async def inspect_batch(
+    batch_id: str, service: FromDishka[BatchInspectionServiceProtocol]
+) -> Response:
+    try:
+        batch_id = _BATCH_ID.validate_python(batch_id)
+    except ValidationError as exc:
+        detail = [{"field": "batch_id", "message": e["msg"]} for e in exc.errors()]
+        return error_response(400, "validation_failed", detail)
+    report = await service.inspect(batch_id)
+    if report is None:
+        return error_response(
+            404,
+            "batch_not_found",
+            f"BCS holds no state for batch {batch_id!r}: no event of it was applied, or its "
+            "state expired",
+        )
+    body = BatchInspectionResponse.from_report(report).model_dump(mode="json")
+    return json_response(200, body)
