@@ -87,6 +87,12 @@ class BcsMetrics:
             "Snapshot reads served by PostgreSQL because Redis could not answer.",
             registry=registry,
         )
+        self.resolution_dead_letters_dropped = Counter(
+            "bcs_resolution_dead_letters_dropped_total",
+            "Failed /define requests not dead-lettered because BCS_RESOLUTION_DLQ_PER_MINUTE "
+            "was used up.",
+            registry=registry,
+        )
         self.state_rebuilds = Counter(
             "bcs_state_rebuilds_total",
             "Batches whose expired Redis state was rebuilt from PostgreSQL.",

@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.errors import DeadLetterUnavailableError
@@ -227,3 +227,25 @@ async def test_a_start_that_does_not_finish_in_time_raises_dead_letter_unavailab
         await send(dlq(factory, timeout=0.01))
 
     assert hanging.stops == 1
+
+
+class SmallBroker(FakeProducer):
+    """A broker whose message.max.bytes is below BCS_DLQ_MAX_RECORD_BYTES."""
+
+    async def send_and_wait(self, topic: str, value: bytes) -> None:
+        if len(value) > 20_000:
+            raise MessageSizeTooLargeError()
+        self.sent.append((topic, value))
+
+
+async def test_a_record_the_broker_refuses_as_too_large_is_sent_again_cut_small() -> None:
+    factory = Factory(SmallBroker())
+    producer = KafkaDlqProducer(factory, "batch_conductor_service", 5.0, 512 * 1024)
+
+    await send(producer, b"\x00" * 300_000)
+
+    [(_, value)] = factory.built[0].sent
+    record = DeadLetterRecord.model_validate_json(value)
+    assert len(value) <= 16 * 1024
+    assert record.original_payload_truncated
+    assert record.original_payload_length == 300_000

@@ -33,6 +33,11 @@ class DeadLetterRecord(ContractModel):
     failing_service: str
     failed_at: UtcDatetime
     correlation_id: str | None = None
+    # When the payload did not fit the record's size limit, `original_payload` holds a prefix;
+    # these describe the whole payload, so a replay can tell it has (or has not) the original.
+    original_payload_truncated: bool = False
+    original_payload_length: int | None = None
+    original_payload_sha256: str | None = None
 
     @staticmethod
     def encode_payload(raw: bytes) -> tuple[str, Literal["utf-8", "base64"]]:

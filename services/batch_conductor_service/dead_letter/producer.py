@@ -5,11 +5,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from batch_conductor_service.dead_letter.bounded_record import bounded_record
 from batch_conductor_service.errors import DeadLetterUnavailableError
-from common_core.events import DeadLetterRecord
 from common_core.topics import dlq_topic
+
+# If the broker refuses even a record of BCS_DLQ_MAX_RECORD_BYTES (its limit was set lower),
+# the record is sent once more cut to this, which any broker takes.
+_SMALL_RECORD_BYTES = 16 * 1024
 
 
 class KafkaDlqProducer:
@@ -20,7 +24,9 @@ class KafkaDlqProducer:
         producer_factory: Callable[[], AIOKafkaProducer],
         service_name: str,
         send_timeout_seconds: float,
+        max_record_bytes: int = 512 * 1024,
     ) -> None:
+        self._max_bytes = max_record_bytes
         self._factory = producer_factory
         self._service_name = service_name
         self._timeout = send_timeout_seconds
@@ -38,27 +44,33 @@ class KafkaDlqProducer:
         offset: int | None = None,
         correlation_id: str | None = None,
     ) -> None:
-        text, encoding = DeadLetterRecord.encode_payload(payload)
-        record = DeadLetterRecord(
-            original_payload=text,
-            original_payload_encoding=encoding,
-            original_topic=original_topic,
-            original_partition=partition,
-            original_offset=offset,
-            reason=reason,
-            error=error,
-            failing_service=self._service_name,
-            failed_at=datetime.now(UTC),
-            correlation_id=correlation_id,
-        )
-        value = record.model_dump_json().encode()
-        try:
-            producer = await self._started()
-            await asyncio.wait_for(
-                producer.send_and_wait(dlq_topic(original_topic), value), self._timeout
+        failed_at = datetime.now(UTC)
+
+        def record(max_bytes: int) -> bytes:
+            return bounded_record(
+                original_topic=original_topic,
+                payload=payload,
+                reason=reason,
+                error=error,
+                failing_service=self._service_name,
+                failed_at=failed_at,
+                partition=partition,
+                offset=offset,
+                correlation_id=correlation_id,
+                max_bytes=max_bytes,
             )
+
+        try:
+            try:
+                await self._send(dlq_topic(original_topic), record(self._max_bytes))
+            except MessageSizeTooLargeError:
+                await self._send(dlq_topic(original_topic), record(_SMALL_RECORD_BYTES))
         except (KafkaError, TimeoutError) as exc:
             raise DeadLetterUnavailableError(f"dead-letter send failed: {exc!r}") from exc
+
+    async def _send(self, topic: str, value: bytes) -> None:
+        producer = await self._started()
+        await asyncio.wait_for(producer.send_and_wait(topic, value), self._timeout)
 
     async def close(self) -> None:
         async with self._lock:

@@ -17,6 +17,7 @@ from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.consumer.health import ConsumerHealth
 from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
+from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
 from batch_conductor_service.inspection_service import BatchInspectionService
@@ -76,9 +77,23 @@ class ConsumerProvider(Provider):
             lambda: AIOKafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS),
             SERVICE_NAME,
             settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS,
+            settings.DLQ_MAX_RECORD_BYTES,
         )
         yield producer
         await producer.close()
+
+    @provide
+    async def failed_resolutions(
+        self, settings: Settings, dead_letters: DlqProducerProtocol, metrics: BcsMetrics
+    ) -> AsyncIterator[FailedResolutionDeadLetters]:
+        sender = FailedResolutionDeadLetters(
+            dead_letters,
+            metrics,
+            per_minute=settings.RESOLUTION_DLQ_PER_MINUTE,
+            timeout_seconds=settings.RESOLUTION_DLQ_TIMEOUT_SECONDS,
+        )
+        yield sender
+        await sender.close()
 
     @provide
     def consumer_health(self, settings: Settings) -> ConsumerHealth:

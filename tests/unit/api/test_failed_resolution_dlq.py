@@ -3,9 +3,12 @@ import json
 from typing import Any
 
 from dishka import Provider, Scope
+from prometheus_client import CollectorRegistry
 
+from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.batch_state import BatchSnapshot
 from batch_conductor_service.errors import StateStoreUnavailableError
+from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import DlqProducerProtocol
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
@@ -142,3 +145,76 @@ async def test_a_successful_define_is_not_dead_lettered(make_app: AppFactory) ->
 
     assert status == 200
     assert dead_letters.sent == []
+
+
+class GatedDlqProducer(RecordingDlqProducer):
+    """Holds every send until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def send(self, **kw: Any) -> None:
+        self.waiting += 1
+        await self.gate.wait()
+        await super().send(**kw)
+
+
+async def test_the_500_does_not_wait_for_the_dead_letter_to_be_sent(
+    make_app: AppFactory,
+) -> None:
+    dead_letters = GatedDlqProducer()
+    app = make_app(providers=[repository_provider(Buggy()), dlq_provider(dead_letters)])
+    async with app.test_app():
+        response = await app.test_client().post(DEFINE, data=BODY)
+        assert response.status_code == 500
+        # Answered while the send is still held at the gate.
+        assert dead_letters.waiting == 1
+        assert dead_letters.sent == []
+        dead_letters.gate.set()
+    [record] = dead_letters.sent
+    assert record.payload == BODY
+
+
+async def test_failed_resolutions_beyond_the_rate_are_counted_not_dead_lettered(
+    make_app: AppFactory,
+) -> None:
+    dead_letters = RecordingDlqProducer()
+    registry = CollectorRegistry()
+    app = make_app(
+        providers=[repository_provider(Buggy()), dlq_provider(dead_letters)],
+        registry=registry,
+        RESOLUTION_DLQ_PER_MINUTE=3,
+    )
+    async with app.test_app():
+        client = app.test_client()
+        statuses = [(await client.post(DEFINE, data=BODY)).status_code for _ in range(10)]
+    assert statuses == [500] * 10
+    dropped = registry.get_sample_value("bcs_resolution_dead_letters_dropped_total")
+    assert dropped is not None
+    assert dropped >= 1
+    assert len(dead_letters.sent) + dropped == 10
+
+
+async def test_the_rate_is_a_bucket_of_per_minute_records_refilled_evenly() -> None:
+    now = [0.0]
+    dead_letters = RecordingDlqProducer()
+    sender = FailedResolutionDeadLetters(
+        dead_letters,
+        BcsMetrics(CollectorRegistry()),
+        per_minute=3,
+        timeout_seconds=1.0,
+        clock=lambda: now[0],
+    )
+
+    accepted = [sender.submit(b"{}", "KeyError", None) for _ in range(5)]
+    now[0] = 19.0
+    early = sender.submit(b"{}", "KeyError", None)
+    now[0] = 20.0
+    refilled = sender.submit(b"{}", "KeyError", None)
+    await sender.close()
+
+    assert accepted == [True, True, True, False, False]
+    assert (early, refilled) == (False, True)
+    assert len(dead_letters.sent) == 4
