@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from common_core.events.building_blocks import ContractModel
 from common_core.events.readings import Generation, Reading
+from common_core.validation_errors import field_problems
 
 ModelT = TypeVar("ModelT", bound=ContractModel)
 Claim = Callable[[Mapping[str, Any]], int]
@@ -77,8 +78,6 @@ def read_payload(
 
 def _problems(error: ValidationError) -> list[str]:
     return [
-        f"data.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-        if item["loc"]
-        else f"data: {item['msg']}"
-        for item in error.errors()
+        f"{problem.field}: {problem.message}"
+        for problem in field_problems(error, prefix="data.", root="data")
     ]

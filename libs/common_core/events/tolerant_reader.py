@@ -13,6 +13,7 @@ from common_core.events.envelope import RawEventEnvelope
 from common_core.events.payload_formats import PayloadRejectedError, read_payload
 from common_core.events.readings import ReadEvent
 from common_core.events.topic_formats import FORMATS_BY_TOPIC
+from common_core.validation_errors import describe_problems
 
 CONSUMED_TOPICS: tuple[str, ...] = tuple(str(topic) for topic in FORMATS_BY_TOPIC)
 
@@ -52,8 +53,7 @@ def read_event(topic: str, document: Any) -> ReadEvent:
 
 
 def _envelope_problems(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return "; ".join(problems[:10])
+    return describe_problems(exc, limit=10)
 
 
 def _correlation_id_of(document: Any) -> str | None:

@@ -3,43 +3,59 @@ from typing import Any
 import orjson
 from dishka import FromDishka
 from pydantic import ValidationError
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, request
 from quart_dishka import inject
+from werkzeug.exceptions import HTTPException
 
+from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PipelineDefineRequest, PipelineDefineResponse
 from batch_conductor_service.api.responses import error_response, json_response
+from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
+from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
+from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
-from huleedu_service_libs.correlation import usable_correlation_id
-from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger
+from common_core.validation_errors import field_problems
+from huleedu_service_libs.log_bounds import clip_error
+from huleedu_service_libs.logging_utils import get_logger
 
 pipeline_bp = Blueprint("pipelines", __name__, url_prefix="/internal/v1/pipelines")
 logger = get_logger(__name__)
+
+# Answered by the app's error handlers (400, 503, the HTTP error itself): not a failed resolution.
+_ANSWERED_ERRORS = (UnknownPipelineError, StateStoreUnavailableError, HTTPException)
 
 
 @pipeline_bp.post("/define")
 @inject
 async def define_pipeline(
     service: FromDishka[PipelineResolutionServiceProtocol],
+    dead_letters: FromDishka[FailedResolutionDeadLetters],
 ) -> Response:
-    raw = await request.get_data(as_text=False)
+    data = await request.get_data(as_text=False)
+    raw = data if isinstance(data, bytes) else data.encode()
+    try:
+        return await _define(raw, service)
+    except _ANSWERED_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug: the request goes to the dead-letter topic for replay (in the background, at a
+        # bounded rate); the app's handler logs it and answers 500.
+        dead_letters.submit(raw, clip_error(exc), adopt_correlation_id())
+        raise
+
+
+async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Response:
     try:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", "request body must be a JSON object")
-    supplied = body.get("correlation_id")
-    if correlation_id := usable_correlation_id(supplied):
-        g.correlation_id = correlation_id
-        bind_correlation_id(correlation_id)
-    elif supplied is not None:
-        logger.warning("correlation_id_not_adopted", supplied=repr(supplied)[:100])
+    adopt_correlation_id(body.get("correlation_id"))
     try:
         payload = PipelineDefineRequest.model_validate(body)
     except ValidationError as exc:
-        detail = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
+        detail = [{"field": p.field, "message": p.message} for p in field_problems(exc)]
         return error_response(400, "validation_failed", detail)
     logger.info(
         "pipeline_define_requested",

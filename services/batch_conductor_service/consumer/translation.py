@@ -33,6 +33,7 @@ from common_core.events import (
     SpellcheckResultDataV1,
 )
 from common_core.topics import Topic
+from common_core.validation_errors import describe_problems
 
 # Step names as pipelines.yaml spells them.
 SPELLCHECK_STEP = "spellcheck"
@@ -103,8 +104,7 @@ def _envelope(envelope_type: type[EventEnvelope[DataT]], document: Any) -> Event
 
 
 def _summarise(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return "; ".join(problems[:10])
+    return describe_problems(exc, limit=10)
 
 
 def _correlation_id_of(document: Any) -> str | None:

@@ -11,6 +11,7 @@ from batch_conductor_service.domain.step_graph import (
     StepGraph,
     build_step_graph,
 )
+from common_core.validation_errors import describe_problems
 
 
 def parse_pipelines(text: str, source: str = "<string>") -> StepGraph:
@@ -21,10 +22,7 @@ def parse_pipelines(text: str, source: str = "<string>") -> StepGraph:
     try:
         config = PipelinesFile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = describe_problems(exc, root="<root>")
         raise PipelineConfigError(f"{source}: {problems}") from exc
     try:
         return build_step_graph(config)

@@ -163,7 +163,8 @@ def default_providers() -> list[Provider]:
 
 
 def app_container(app: Quart) -> AsyncContainer:
-    """The container the routes use; background tasks and tests take theirs from here too."""
+    """The app's container, for tests that look inside a running app; the service's own code
+    has everything injected."""
     extension: QuartDishka = app.extensions["QUART_DISHKA"]
     if extension.container is None:
         raise RuntimeError("the app was not built by create_app")

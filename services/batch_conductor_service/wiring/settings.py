@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common_core.validation_errors import field_problems
+
 ENV_PREFIX = "BCS_"
 
 
@@ -126,10 +128,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]).upper() if error["loc"] else "?"
+        for problem in field_problems(exc, root="?"):
+            field = problem.field.partition(".")[0].upper()
             # A URL may carry a password: name the variable, never echo its value.
-            shown = "" if field in _SECRET_BEARING else f"={error.get('input')!r}"
-            message = error["msg"].removeprefix("Value error, ")
+            shown = "" if field in _SECRET_BEARING else f"={problem.input!r}"
+            message = problem.message.removeprefix("Value error, ")
             problems.append(f"{ENV_PREFIX}{field}{shown}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

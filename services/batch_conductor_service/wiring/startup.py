@@ -1,20 +1,16 @@
 """Builds the one container and ties its lifetime, and the app's error mapping, to the app."""
 
 import math
-import uuid
 from collections.abc import Sequence
 
 from dishka import AsyncContainer, Provider, make_async_container
 from prometheus_client import CollectorRegistry
-from quart import Quart, Response, g, request
+from quart import Quart, Response, request
 from quart_dishka import QuartDishka
 from werkzeug.exceptions import HTTPException
 
-from batch_conductor_service.api.failed_resolution_dlq import (
-    DEFINE_ENDPOINT,
-    dead_letter_failed_resolution,
-)
-from batch_conductor_service.api.responses import error_response
+from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
+from batch_conductor_service.api.responses import error_response, internal_error_response
 from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.domain.step_graph import StepGraph
@@ -25,11 +21,9 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
 from batch_conductor_service.wiring.settings import Settings
 from batch_conductor_service.wiring.shutdown import ShutdownBudget
-from huleedu_service_libs.correlation import usable_correlation_id
-from huleedu_service_libs.logging_utils import bind_correlation_id, clear_log_context, get_logger
+from huleedu_service_libs.logging_utils import clear_log_context, get_logger
 
 logger = get_logger(__name__)
-CORRELATION_HEADER = "X-Correlation-ID"
 
 
 def build_container(
@@ -80,17 +74,12 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
 
 def setup_request_context(app: Quart) -> None:
     @app.before_request
-    async def _bind_correlation_id() -> None:
+    async def _clear_log_context() -> None:
         clear_log_context()
-        supplied = usable_correlation_id(request.headers.get(CORRELATION_HEADER))
-        g.correlation_id = supplied or str(uuid.uuid4())
-        bind_correlation_id(g.correlation_id)
 
     @app.after_request
     async def _echo_correlation_id(response: Response) -> Response:
-        correlation_id = g.get("correlation_id")
-        if correlation_id:
-            response.headers[CORRELATION_HEADER] = correlation_id
+        response.headers[CORRELATION_HEADER] = adopt_correlation_id()
         return response
 
 
@@ -109,6 +98,7 @@ def setup_error_mapping(app: Quart) -> None:
 
     @app.errorhandler(StateStoreUnavailableError)
     async def _store_down(exc: StateStoreUnavailableError) -> Response:
+        adopt_correlation_id()
         logger.warning("state_store_unavailable", store=exc.store, reason=exc.reason)
         retry_after = str(max(1, math.ceil(exc.retry_after_seconds)))
         return error_response(
@@ -126,7 +116,6 @@ def setup_error_mapping(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def _bug(exc: Exception) -> Response:
+        adopt_correlation_id()
         logger.exception("unhandled_error", path=request.path)
-        if request.endpoint == DEFINE_ENDPOINT:
-            await dead_letter_failed_resolution(exc)
-        return error_response(500, "internal_error", "an unexpected error occurred")
+        return internal_error_response()
