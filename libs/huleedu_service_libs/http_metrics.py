@@ -5,6 +5,13 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from quart import Quart, Response, g, request
 
+# Methods a label may name; any other (clients may send any token) is counted as `other`, so a
+# client cannot create series at will.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+UNMATCHED_ENDPOINT = "unmatched"
+
 
 class HttpMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -31,8 +38,9 @@ class HttpMetrics:
     async def _record(self, response: Response) -> Response:
         started = g.get("http_metrics_started")
         # The route template, not the raw path, keeps label cardinality bounded.
-        endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        self.requests.labels(method, endpoint, str(response.status_code)).inc()
         if started is not None:
-            self.duration.labels(request.method, endpoint).observe(time.perf_counter() - started)
+            self.duration.labels(method, endpoint).observe(time.perf_counter() - started)
         return response

@@ -8,6 +8,7 @@ from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -44,8 +45,8 @@ class PipelineResolutionService:
             self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()
         logger.info(
             "pipeline_resolved",
-            batch_id=batch_id,
-            requested_pipeline=request.requested,
+            batch_id=clip_id(batch_id),
+            requested_pipeline=clip_id(request.requested),
             final_pipeline=list(resolution.final_pipeline),
             pruned=[p.step for p in resolution.pruned],
         )

@@ -15,7 +15,7 @@ from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
 from common_core.validation_errors import field_problems
-from huleedu_service_libs.log_bounds import clip_error
+from huleedu_service_libs.log_bounds import clip_error, clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
 pipeline_bp = Blueprint("pipelines", __name__, url_prefix="/internal/v1/pipelines")
@@ -59,10 +59,10 @@ async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Res
         return error_response(400, "validation_failed", detail)
     logger.info(
         "pipeline_define_requested",
-        batch_id=payload.batch_id,
-        requested_pipeline=payload.requested_pipeline,
+        batch_id=clip_id(payload.batch_id),
+        requested_pipeline=clip_id(payload.requested_pipeline),
         # Free-form and up to the body limit in size: its keys tell enough for a log line.
-        batch_metadata_keys=sorted(payload.batch_metadata or {})[:20],
+        batch_metadata_keys=[clip_id(k) for k in sorted(payload.batch_metadata or {})[:20]],
     )
     resolution = await service.resolve(payload.batch_id, payload.requested_pipeline)
     return json_response(200, PipelineDefineResponse.from_resolution(resolution).model_dump())

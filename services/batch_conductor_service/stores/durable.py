@@ -12,6 +12,7 @@ from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
 from batch_conductor_service.stores.redis.repository import (
     RedisBatchStateRepository,
 )
+from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -36,7 +37,7 @@ class DurableBatchStateRepository:
             # answer alone; if it cannot either, the caller must not guess.
             self._metrics.repository_read_fallbacks.inc()
             logger.warning(
-                "snapshot_read_from_postgresql", batch_id=batch_id, reason=str(redis_down)
+                "snapshot_read_from_postgresql", batch_id=clip_id(batch_id), reason=str(redis_down)
             )
             recorded = await self._record.load(batch_id, with_event_ids=False)
             return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
@@ -51,7 +52,7 @@ class DurableBatchStateRepository:
             self._metrics.state_rebuilds.inc()
         except StateStoreUnavailableError as exc:
             # The answer is complete without Redis; the next read or write refills it.
-            logger.warning("state_rebuild_failed", batch_id=batch_id, reason=str(exc))
+            logger.warning("state_rebuild_failed", batch_id=clip_id(batch_id), reason=str(exc))
         return recorded.to_snapshot()
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:

@@ -1,7 +1,14 @@
-"""In-memory batch state: the development repository and the tests' fake, with real semantics."""
+"""In-memory batch state: the development repository and the tests' fake, with real semantics.
+
+Bounded: every write sweeps the batches that have expired, and beyond `max_batches` the batch
+nearest its expiry is dropped, as Redis would evict it under `volatile-ttl`. Every write gives
+its batch the same TTL, so the OrderedDict's order (a batch moves to the end when written) is the
+order of expiry, and both cost O(1) per write.
+"""
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,10 +28,18 @@ class InMemoryBatchStateRepository:
 
     health_name = "repository"
 
-    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_batches: int = 100_000,
+    ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._batches: dict[str, _BatchRecord] = {}
+        self._max_batches = max_batches
+        # Oldest write first: the first entries are the ones to expire (or evict) first.
+        self._batches: OrderedDict[str, _BatchRecord] = OrderedDict()
+        self._evicted = 0
         self._lock = asyncio.Lock()
 
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
@@ -45,7 +60,13 @@ class InMemoryBatchStateRepository:
     async def health(self) -> dict[str, ComponentHealth]:
         return {
             "repository": ComponentHealth(
-                HealthState.OK, {"backend": "memory", "batches": len(self._batches)}
+                HealthState.OK,
+                {
+                    "backend": "memory",
+                    "batches": len(self._batches),
+                    "max_batches": self._max_batches,
+                    "evicted": self._evicted,
+                },
             )
         }
 
@@ -56,13 +77,26 @@ class InMemoryBatchStateRepository:
             return None
         return record
 
+    def _sweep(self, now: float) -> None:
+        while self._batches:
+            batch_id = next(iter(self._batches))
+            if self._batches[batch_id].expires_at > now:
+                return
+            del self._batches[batch_id]
+
     def _apply_locked(self, change: BatchStateChange) -> ApplyResult:
-        record = self._live(change.batch_id)
+        now = self._clock()
+        self._sweep(now)
+        record = self._batches.get(change.batch_id)
         if record is None:
-            record = self._batches[change.batch_id] = _BatchRecord(
-                expires_at=0.0, facts=BatchFacts(change.batch_id)
-            )
-        record.expires_at = self._clock() + self._ttl
+            record = _BatchRecord(expires_at=0.0, facts=BatchFacts(change.batch_id))
+            while len(self._batches) >= self._max_batches:
+                self._batches.popitem(last=False)
+                self._evicted += 1
+            self._batches[change.batch_id] = record
+        else:
+            self._batches.move_to_end(change.batch_id)
+        record.expires_at = now + self._ttl
         merged = apply_change(record.facts, change)
         record.facts = merged.facts
         return ApplyResult.APPLIED if merged.is_new else ApplyResult.DUPLICATE

@@ -55,7 +55,9 @@ class RepositoryProvider(Provider):
         self, settings: Settings, metrics: BcsMetrics
     ) -> AsyncIterator[BatchStateRepositoryProtocol]:
         if settings.uses_memory_repository:
-            yield InMemoryBatchStateRepository(ttl_seconds=settings.REDIS_TTL_SECONDS)
+            yield InMemoryBatchStateRepository(
+                ttl_seconds=settings.REDIS_TTL_SECONDS, max_batches=settings.MEMORY_MAX_BATCHES
+            )
             return
         async with open_state_store(settings, metrics) as repository:
             yield repository

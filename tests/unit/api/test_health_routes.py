@@ -55,5 +55,27 @@ async def test_unmatched_paths_are_counted_under_one_label(make_app: AppFactory)
         client = app.test_client()
         for path in ("/a", "/b", "/c"):
             assert (await client.get(path)).status_code == 404
-    labels = {"method": "GET", "endpoint": "<unmatched>", "status_code": "404"}
+    labels = {"method": "GET", "endpoint": "unmatched", "status_code": "404"}
     assert registry.get_sample_value("http_requests_total", labels) == 3
+
+
+async def test_random_methods_add_no_series_beyond_other(make_app: AppFactory) -> None:
+    registry = CollectorRegistry()
+    app = make_app(registry=registry)
+    async with app.test_app():
+        client = app.test_client()
+        for i in range(300):
+            await client.open("/healthz", method=f"M{i}X")
+            await client.open(f"/random/{i}", method="GET")
+    series = {
+        tuple(sorted(sample.labels.items()))
+        for family in registry.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    }
+    methods = {dict(labels)["method"] for labels in series}
+    endpoints = {dict(labels)["endpoint"] for labels in series}
+    assert methods == {"GET", "other"}
+    assert endpoints <= {"/healthz", "unmatched"}
+    assert len(series) <= 4

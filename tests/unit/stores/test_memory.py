@@ -160,3 +160,37 @@ async def test_a_step_whose_failed_essays_all_succeeded_later_lists_no_failures(
 async def test_the_health_name_is_the_key_the_repository_reports_under() -> None:
     repo = InMemoryBatchStateRepository(ttl_seconds=60)
     assert repo.health_name in await repo.health()
+
+
+async def test_expired_batches_are_swept_by_later_writes_to_other_batches() -> None:
+    clock = FakeClock()
+    repo = InMemoryBatchStateRepository(ttl_seconds=60, clock=clock)
+    for i in range(100):
+        await repo.apply(essay(f"old-{i}", "e1", EssayOutcome.SUCCEEDED, batch=f"old-{i}"))
+    clock.now += 30
+    await repo.apply(essay("kept", "e1", EssayOutcome.SUCCEEDED, batch="kept"))
+    clock.now += 31
+
+    await repo.apply(essay("new", "e1", EssayOutcome.SUCCEEDED, batch="new"))
+
+    detail = (await repo.health())["repository"].detail
+    assert detail["batches"] == 2
+    assert (await repo.get_snapshot("kept")).succeeded
+
+
+async def test_beyond_the_cap_the_batch_nearest_expiry_is_dropped() -> None:
+    clock = FakeClock()
+    repo = InMemoryBatchStateRepository(ttl_seconds=60, clock=clock, max_batches=3)
+    for batch in ("b1", "b2", "b3"):
+        await repo.apply(essay(f"{batch}-1", "e1", EssayOutcome.SUCCEEDED, batch=batch))
+        clock.now += 1
+    # Writing b1 again makes b2 the one nearest expiry.
+    await repo.apply(essay("b1-2", "e2", EssayOutcome.SUCCEEDED, batch="b1"))
+
+    await repo.apply(essay("b4-1", "e1", EssayOutcome.SUCCEEDED, batch="b4"))
+
+    detail = (await repo.health())["repository"].detail
+    assert (detail["batches"], detail["evicted"]) == (3, 1)
+    assert (await repo.get_snapshot("b2")).is_empty
+    for batch in ("b1", "b3", "b4"):
+        assert not (await repo.get_snapshot(batch)).is_empty

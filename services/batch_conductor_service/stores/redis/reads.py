@@ -17,6 +17,7 @@ from batch_conductor_service.stores.redis.keys import (
     event_time_from_score,
     parse_outcome_members,
 )
+from huleedu_service_libs.log_bounds import clip
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -78,5 +79,8 @@ def _skip_unparsed(metrics: BcsMetrics, key: str, members: list[str]) -> None:
     # answer, and reported each time until someone removes it.
     metrics.repository_errors.labels(STORE, "parse").inc(len(members))
     logger.warning(
-        "unparsable_redis_members_skipped", key=key, count=len(members), first=repr(members[0])
+        "unparsable_redis_members_skipped",
+        key=clip(key),
+        count=len(members),
+        first=clip(repr(members[0])),
     )
