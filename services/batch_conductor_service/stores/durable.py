@@ -62,15 +62,27 @@ class DurableBatchStateRepository:
     async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
         # Redis is given every change, even one the record already has: it may have been
         # recorded just before Redis failed or the process crashed. A change counts as applied
-        # if either store took it now; Redis forgets event ids on expiry, but a batch refilled
-        # from the record brings the record's event ids with it, so a late redelivery still
-        # reads as a duplicate.
+        # if either store took it now.
         recorded = await self._record.record_many(changes)
-        in_redis = await self._redis.apply_many_restoring(changes, self._record.load)
+        in_redis = await self._redis.apply_many_to_held(changes)
+        # A batch Redis does not hold (expired there) is rebuilt whole from the record, which
+        # by now holds these changes too, event ids included: a late redelivery of an event
+        # applied before the expiry still reads as a duplicate.
+        missing = [c for c, r in zip(changes, in_redis, strict=True) if r is None]
+        for batch_id in dict.fromkeys(c.batch_id for c in missing):
+            await self._rebuild_for_write(batch_id, [c for c in missing if c.batch_id == batch_id])
         return [
             ApplyResult.APPLIED if ApplyResult.APPLIED in (r, s) else ApplyResult.DUPLICATE
             for r, s in zip(recorded, in_redis, strict=True)
         ]
+
+    async def _rebuild_for_write(self, batch_id: str, changes: list[BatchStateChange]) -> None:
+        recorded = await self._record.load(batch_id)
+        if recorded is None:
+            # Not recorded after all (a record emptied by hand): Redis takes the changes alone.
+            await self._redis.apply_many(changes)
+            return
+        await self._redis.restore(recorded)
 
     async def health(self) -> dict[str, ComponentHealth]:
         # Side by side: each check has its own timeout, and one after the other they could

@@ -1,7 +1,7 @@
 """The write of one batch's changes: atomic by WATCH/MULTI/EXEC, retried on a rival write, and
 after the last retry sent as plain set additions, which lose nothing as every write is a union."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from redis.exceptions import WatchError
 from tenacity import (
@@ -12,7 +12,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from batch_conductor_service.domain.batch_facts import BatchFacts, facts_added_by
+from batch_conductor_service.domain.batch_facts import facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
@@ -23,9 +23,6 @@ from batch_conductor_service.stores.redis.writes import (
     queue_present_marker,
     queue_ttl,
 )
-
-# Loads a batch's full stored state from the durable record, for a batch Redis no longer has.
-BatchFactsLoader = Callable[[str], Awaitable[BatchFacts | None]]
 
 
 class RedisBatchApplier:
@@ -47,11 +44,10 @@ class RedisBatchApplier:
         self._max_backoff = max_backoff_seconds
 
     async def apply_to_batch(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: BatchFactsLoader | None,
-    ) -> list[ApplyResult]:
+        self, keys: BatchKeys, changes: list[BatchStateChange], *, only_if_held: bool
+    ) -> list[ApplyResult] | None:
+        """With `only_if_held`, a batch Redis does not hold in full is left untouched and None
+        returned: its writer rebuilds it from elsewhere first (stores/durable.py)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_random_exponential(multiplier=self._backoff, max=self._max_backoff),
@@ -60,36 +56,26 @@ class RedisBatchApplier:
             reraise=True,
         )
         try:
-            return await retrying(self._apply_atomically, keys, changes, load_missing)
+            return await retrying(self._apply_atomically, keys, changes, only_if_held)
         except WatchError:
             self._metrics.repository_fallbacks.labels("apply").inc()
-            return await self._apply_commutatively(keys, changes, load_missing)
+            return await self._apply_commutatively(keys, changes, only_if_held)
 
     def _count_retry(self, _state: RetryCallState) -> None:
         self._metrics.repository_atomic_retries.labels("apply").inc()
 
     async def _apply_atomically(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: BatchFactsLoader | None,
-    ) -> list[ApplyResult]:
+        self, keys: BatchKeys, changes: list[BatchStateChange], only_if_held: bool
+    ) -> list[ApplyResult] | None:
         async with self._client.pipeline(transaction=True) as pipe:
             # Any write to the batch adds to its events set, so watching it covers the batch.
             await pipe.watch(keys.events)
             seen = await pipe.smismember(keys.events, [PRESENT_MARKER, *_event_ids(changes)])
-            stored = None
-            if not seen[0] and load_missing is not None:
-                stored = await load_missing(keys.batch_id)
+            if only_if_held and not seen[0]:
+                return None
             known = {c.event_id for c, s in zip(changes, seen[1:], strict=True) if s}
-            if stored is not None:
-                # What the rebuild brings was applied before, not by these changes.
-                known |= stored.event_ids
             results = _dedupe(changes, known)
             pipe.multi()
-            if stored is not None:
-                queue_facts(pipe, keys, stored)
-                queue_event_ids(pipe, keys, stored.event_ids)
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
             added = facts_added_by(keys.batch_id, applied)
             queue_facts(pipe, keys, added)
@@ -100,31 +86,33 @@ class RedisBatchApplier:
         return results
 
     async def _apply_commutatively(
-        self,
-        keys: BatchKeys,
-        changes: list[BatchStateChange],
-        load_missing: BatchFactsLoader | None,
-    ) -> list[ApplyResult]:
+        self, keys: BatchKeys, changes: list[BatchStateChange], only_if_held: bool
+    ) -> list[ApplyResult] | None:
         """Single-command set additions, in an order that keeps every prefix of them safe:
         facts before the event id that marks them done, everything before the present marker."""
-        # Without the atomic read we cannot tell whether the batch is missing; adding the
-        # durable record's facts again is harmless, as every write here is a union.
-        stored = await load_missing(keys.batch_id) if load_missing is not None else None
+        # A batch held a moment ago may expire before these land: then they must not mark it
+        # held, or it would read as complete with only these facts in it.
+        if only_if_held and not await self._is_held(keys):
+            return None
         event_id_replies: list[int] = []
         async with self._client.pipeline(transaction=False) as pipe:
-            if stored is not None:
-                queue_facts(pipe, keys, stored)
-                queue_event_ids(pipe, keys, stored.event_ids)
             for change in changes:
                 queue_facts(pipe, keys, facts_added_by(keys.batch_id, [change]))
                 queue_event_ids(pipe, keys, [change.event_id])
                 event_id_replies.append(len(pipe) - 1)
-            queue_present_marker(pipe, keys)
+            if not only_if_held:
+                queue_present_marker(pipe, keys)
             queue_ttl(pipe, keys, self._ttl)
             replies = await pipe.execute()
         return [
             ApplyResult.APPLIED if replies[i] else ApplyResult.DUPLICATE for i in event_id_replies
         ]
+
+    async def _is_held(self, keys: BatchKeys) -> bool:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.events, PRESENT_MARKER)
+            (held,) = await pipe.execute()
+        return bool(held)
 
 
 def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:

@@ -13,10 +13,7 @@ from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapsho
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
-from batch_conductor_service.stores.redis.apply import (
-    BatchFactsLoader,
-    RedisBatchApplier,
-)
+from batch_conductor_service.stores.redis.apply import RedisBatchApplier
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.errors import (
     STORE,
@@ -84,7 +81,16 @@ class RedisBatchStateRepository:
         return result
 
     async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
-        return await self.apply_many_restoring(changes, None)
+        results = await self._apply_groups(changes, only_if_held=False)
+        return [r for r in results if r is not None]
+
+    async def apply_many_to_held(
+        self, changes: Sequence[BatchStateChange]
+    ) -> list[ApplyResult | None]:
+        """`apply_many` for the batches Redis holds in full; for a change of any other batch
+        nothing is written and None returned, so its caller can `restore` that batch from
+        elsewhere first and no reader ever sees it half there."""
+        return await self._apply_groups(changes, only_if_held=True)
 
     async def read_stored(self, batch_id: str) -> BatchFacts | None:
         """The batch's facts, or None when Redis does not hold it in full."""
@@ -106,11 +112,9 @@ class RedisBatchStateRepository:
 
         await self._guarded("restore", write)
 
-    async def apply_many_restoring(
-        self, changes: Sequence[BatchStateChange], load_missing: BatchFactsLoader | None
-    ) -> list[ApplyResult]:
-        """`apply_many`; with `load_missing`, a batch Redis does not hold is first filled from
-        it in the same transaction, so no reader ever sees such a batch half there."""
+    async def _apply_groups(
+        self, changes: Sequence[BatchStateChange], *, only_if_held: bool
+    ) -> list[ApplyResult | None]:
         groups: dict[str, list[int]] = {}
         for index, change in enumerate(changes):
             groups.setdefault(change.batch_id, []).append(index)
@@ -123,10 +127,13 @@ class RedisBatchStateRepository:
                 # Translated per group, so that apply_all below sees a cluster outage as the
                 # store error it is.
                 outcome = await cluster_outage_as_connection_error(
-                    lambda: self._applier.apply_to_batch(self.keys(batch_id), group, load_missing)
+                    lambda: self._applier.apply_to_batch(
+                        self.keys(batch_id), group, only_if_held=only_if_held
+                    )
                 )
-            for i, result in zip(indexes, outcome, strict=True):
-                results[i] = result
+            if outcome is not None:
+                for i, result in zip(indexes, outcome, strict=True):
+                    results[i] = result
 
         async def apply_all() -> None:
             done = await asyncio.gather(
@@ -142,7 +149,7 @@ class RedisBatchStateRepository:
                 raise failures[0]
 
         await self._guarded("apply", apply_all)
-        return [r for r in results if r is not None]
+        return results
 
     async def health(self) -> dict[str, ComponentHealth]:
         detail: dict[str, Any] = {"circuit": self._breaker.state.value}
