@@ -98,3 +98,11 @@ class BcsMetrics:
             "Batches whose expired Redis state was rebuilt from PostgreSQL.",
             registry=registry,
         )
+        self.unplaced_results = Counter(
+            "bcs_unplaced_results_total",
+            "Essay results that named no batch, by what became of them: parked (no roster names "
+            "the essay yet; kept until one does), placed_on_arrival, placed_by_roster (a parked "
+            "result applied to a batch when its roster arrived), not_terminal.",
+            ["outcome"],
+            registry=registry,
+        )

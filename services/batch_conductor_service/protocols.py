@@ -1,11 +1,12 @@
 """The seams of the service. Implementations live in stores/, consumer/ and dead_letter/, and
 are wired in wiring/providers.py."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from batch_conductor_service.domain.batch_report import BatchReport
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.domain.placement import UnplacedResult
 from batch_conductor_service.domain.resolution_rules import Resolution
 from batch_conductor_service.health import ComponentHealth
 
@@ -54,3 +55,25 @@ class DlqProducerProtocol(Protocol):
         offset: int | None = None,
         correlation_id: str | None = None,
     ) -> None: ...
+
+
+class EssayPlacementProtocol(Protocol):
+    """Which batches' rosters name an essay, and the results that named no batch, kept by essay
+    for as long as batch state lives. Raises StateStoreUnavailableError when it cannot answer.
+
+    Writers order their calls so that a roster and a result racing each other always meet: a
+    roster's essays are indexed before the kept results are read, a result is kept before the
+    index is read (consumer/placement_step.py).
+    """
+
+    async def index_rosters(self, rosters: Mapping[str, Collection[str]]) -> None:
+        """Records, for each batch id, that its roster names these essays."""
+        ...
+
+    async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        """The batches whose rosters name each essay; an essay no roster names is left out."""
+        ...
+
+    async def keep(self, results: Sequence[UnplacedResult]) -> None: ...
+
+    async def kept_for(self, essay_ids: Collection[str]) -> dict[str, list[UnplacedResult]]: ...

@@ -14,6 +14,7 @@ from batch_conductor_service.consumer.fetched_batch import FetchedBatch
 from batch_conductor_service.consumer.translation import UnprocessableEventError, translate
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
+from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -79,7 +80,11 @@ async def test_an_event_stamped_beyond_the_allowed_skew_is_dead_lettered_with_it
     repository = InMemoryBatchStateRepository(ttl_seconds=3600)
     dlq = RecordingDlqProducer()
     processor = EventBatchProcessor(
-        repository, dlq, BcsMetrics(CollectorRegistry()), clock=lambda: now
+        repository,
+        dlq,
+        BcsMetrics(CollectorRegistry()),
+        clock=lambda: now,
+        placement=InMemoryEssayPlacement(3600),
     )
     in_time = {**phase(), "event_timestamp": "2026-01-01T00:59:00Z"}
     future = {**phase(batch_id="b2"), "event_timestamp": "2999-01-01T00:00:00Z"}

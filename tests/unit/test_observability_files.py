@@ -47,6 +47,7 @@ def exercised_metrics() -> CollectorRegistry:
     metrics.circuit_state.labels("redis").set(0)
     metrics.repository_read_fallbacks.inc()
     metrics.state_rebuilds.inc()
+    metrics.unplaced_results.labels("parked").inc()
     return registry
 
 

@@ -6,6 +6,9 @@ behind and the whole batch is simply retried. Both failures of our own infrastru
 commit nor skip. Any other failure is pinned on the message that causes it (IsolatingWriter),
 which is dead-lettered while the rest of the batch is stored: the batch is always committed.
 
+Essay results that name no batch are first given their batches by the placement step
+(consumer/placement_step.py); the changes it derives are stored after the fetch's own.
+
 Logging: one INFO line per batch, named by FetchedBatch.trace; the per-event lines are DEBUG,
 each bound to its event's correlation id.
 """
@@ -16,14 +19,28 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from batch_conductor_service.consumer.clock_skew import split_by_clock
-from batch_conductor_service.consumer.fetched_batch import BadMessage, FetchedBatch, GoodMessage
+from batch_conductor_service.consumer.fetched_batch import (
+    BadMessage,
+    FetchedBatch,
+    GoodMessage,
+    UnplacedMessage,
+)
 from batch_conductor_service.consumer.isolation import IsolatingWriter, PoisonMessage
 from batch_conductor_service.consumer.offsets import ConsumedMessage, PartitionKey, next_offsets
+from batch_conductor_service.consumer.placement_step import (
+    Placed,
+    ResultPlacer,
+    split_unplaced_by_clock,
+)
 from batch_conductor_service.consumer.translation import UnprocessableEventError
 from batch_conductor_service.domain.batch_state import ApplyResult
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.protocols import BatchStateRepositoryProtocol, DlqProducerProtocol
+from batch_conductor_service.protocols import (
+    BatchStateRepositoryProtocol,
+    DlqProducerProtocol,
+    EssayPlacementProtocol,
+)
 from common_core.events import DeadLetterReason
 from huleedu_service_libs.log_bounds import clip, clip_error, clip_id
 from huleedu_service_libs.logging_utils import bound_context, get_logger
@@ -39,6 +56,7 @@ class EventBatchProcessor:
         metrics: BcsMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
+        placement: EssayPlacementProtocol,
         max_attempts: int = 3,
         retry_delay_seconds: float = 0.05,
         max_clock_skew_seconds: float = 3600.0,
@@ -49,6 +67,8 @@ class EventBatchProcessor:
             retry_delay_seconds=retry_delay_seconds,
             on_isolation=metrics.consumer_errors.labels("isolating").inc,
         )
+        self._repository = repository
+        self._placer = ResultPlacer(placement)
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._clock = clock
@@ -57,9 +77,15 @@ class EventBatchProcessor:
     async def process(self, batch: FetchedBatch) -> dict[PartitionKey, int]:
         """Returns, per partition, the offset to commit: one past the last message handled."""
         started = time.perf_counter()
-        good, future = split_by_clock(batch.good, self._clock(), self._max_skew)
+        now = self._clock()
+        good, future = split_by_clock(batch.good, now, self._max_skew)
+        unplaced, future_unplaced = split_unplaced_by_clock(batch.unplaced, now, self._max_skew)
+        to_place = [item.event.result for item in unplaced if item.event.result is not None]
+        placed = await self._placer.place([item.event.change for item in good], to_place)
         results, poison = await self._store(good)
-        bad = [*batch.bad, *future, *poison]
+        placed_results = await self._repository.apply_many(placed.changes) if placed.changes else []
+        self._count_placement(unplaced, placed, placed_results)
+        bad = [*batch.bad, *future, *future_unplaced, *poison]
         for item in bad:
             await self._dead_letter(item)
         elapsed = time.perf_counter() - started
@@ -70,6 +96,8 @@ class EventBatchProcessor:
             applied=outcomes[ApplyResult.APPLIED.value],
             duplicate=outcomes[ApplyResult.DUPLICATE.value],
             dead_lettered=len(bad),
+            unplaced=len(unplaced),
+            placed=len(placed.changes),
             seconds=round(elapsed, 4),
             **batch.trace(),
         )
@@ -126,6 +154,40 @@ class EventBatchProcessor:
             age = (self._clock() - max(applied)).total_seconds()
             self._metrics.last_event_age.set(max(0.0, age))
         return [result for _, result in stored], [_as_bad(p) for p in written.poison]
+
+    def _count_placement(
+        self,
+        messages: Sequence[UnplacedMessage],
+        placed: Placed,
+        results: Sequence[ApplyResult],
+    ) -> None:
+        counter = self._metrics.unplaced_results
+        parked = {result.event_id for result in placed.parked}
+        on_arrival = {change.event_id for change in placed.on_arrival}
+        for item in messages:
+            event = item.event
+            if event.result is None:
+                outcome = "not_terminal"
+            elif event.event_id in parked:
+                outcome = "parked"
+            else:
+                outcome = "placed_on_arrival"
+            counter.labels(outcome).inc()
+            self._metrics.events_processed.labels(
+                item.message.topic, "parked" if outcome == "parked" else "applied"
+            ).inc()
+            with bound_context(correlation_id=clip_id(event.correlation_id)):
+                logger.debug(
+                    "unplaced_result",
+                    outcome=outcome,
+                    event_id=clip_id(event.event_id),
+                    essay_id=clip_id(event.essay_id),
+                    topic=item.message.topic,
+                    offset=item.message.offset,
+                )
+        for change, result in zip(placed.changes, results, strict=True):
+            if change.event_id not in on_arrival and result is ApplyResult.APPLIED:
+                counter.labels("placed_by_roster").inc()
 
     async def _dead_letter(self, item: BadMessage) -> None:
         message, error = item.message, item.error

@@ -14,6 +14,7 @@ from batch_conductor_service.consumer.offsets import (
 )
 from batch_conductor_service.consumer.translation import (
     TranslatedEvent,
+    UnplacedEvent,
     UnprocessableEventError,
     translate,
 )
@@ -31,6 +32,14 @@ class GoodMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class UnplacedMessage:
+    """An essay result that named no batch: the placement step finds its batches."""
+
+    message: ConsumedMessage
+    event: UnplacedEvent
+
+
+@dataclass(frozen=True, slots=True)
 class BadMessage:
     message: ConsumedMessage
     error: UnprocessableEventError
@@ -38,33 +47,44 @@ class BadMessage:
 
 @dataclass(frozen=True, slots=True)
 class FetchedBatch:
-    """One fetch's messages, translated: the events to store and the messages to dead-letter."""
+    """One fetch's messages, translated: the events to store, the results to place first, and
+    the messages to dead-letter."""
 
     messages: Sequence[ConsumedMessage]
     good: Sequence[GoodMessage]
     bad: Sequence[BadMessage]
+    unplaced: Sequence[UnplacedMessage] = ()
 
     @classmethod
     def of(cls, messages: Sequence[ConsumedMessage]) -> "FetchedBatch":
         good: list[GoodMessage] = []
         bad: list[BadMessage] = []
+        unplaced: list[UnplacedMessage] = []
         for message in messages:
             try:
-                good.append(GoodMessage(message, translate(message.topic, message.value)))
+                event = translate(message.topic, message.value)
             except UnprocessableEventError as error:
                 bad.append(BadMessage(message, error))
+                continue
             except Exception as exc:
                 # Translation is pure: an error nobody foresaw will recur on every try, so the
                 # message is poison at once rather than a reason to stall its partition.
                 bad.append(BadMessage(message, unforeseen_translation_error(exc)))
-        return cls(messages, good, bad)
+                continue
+            if isinstance(event, UnplacedEvent):
+                unplaced.append(UnplacedMessage(message, event))
+            else:
+                good.append(GoodMessage(message, event))
+        return cls(messages, good, bad, unplaced)
 
     def trace(self) -> dict[str, object]:
         """Log fields naming the batch: its partitions with offset ranges and (some of) its ids."""
         correlation_ids = [item.event.correlation_id for item in self.good]
+        correlation_ids += [item.event.correlation_id for item in self.unplaced]
         correlation_ids += [item.error.correlation_id for item in self.bad]
         unique_correlation_ids = list(dict.fromkeys(c for c in correlation_ids if c))
         event_ids = [item.event.change.event_id for item in self.good]
+        event_ids += [item.event.event_id for item in self.unplaced]
         return {
             "messages": len(self.messages),
             "partitions": offset_ranges(self.messages),

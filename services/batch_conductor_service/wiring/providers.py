@@ -26,6 +26,7 @@ from batch_conductor_service.protocols import (
     BatchInspectionServiceProtocol,
     BatchStateRepositoryProtocol,
     DlqProducerProtocol,
+    EssayPlacementProtocol,
     PipelineResolutionServiceProtocol,
 )
 from batch_conductor_service.resolution_service import (
@@ -35,6 +36,7 @@ from batch_conductor_service.stores.factory import open_state_store
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
+from batch_conductor_service.stores.placement.factory import open_placement
 from batch_conductor_service.wiring.settings import Settings
 
 
@@ -61,6 +63,17 @@ class RepositoryProvider(Provider):
             return
         async with open_state_store(settings, metrics) as repository:
             yield repository
+
+    @provide
+    async def placement(
+        self,
+        settings: Settings,
+        metrics: BcsMetrics,
+        # Opened after the repository, whose start-up creates the placement's tables.
+        repository: BatchStateRepositoryProtocol,
+    ) -> AsyncIterator[EssayPlacementProtocol]:
+        async with open_placement(settings, metrics) as placement:
+            yield placement
 
 
 class ServiceProvider(Provider):
@@ -110,11 +123,13 @@ class ConsumerProvider(Provider):
         repository: BatchStateRepositoryProtocol,
         dead_letters: DlqProducerProtocol,
         metrics: BcsMetrics,
+        placement: EssayPlacementProtocol,
     ) -> EventBatchProcessor:
         return EventBatchProcessor(
             repository,
             dead_letters,
             metrics,
+            placement=placement,
             max_attempts=settings.POISON_MAX_ATTEMPTS,
             max_clock_skew_seconds=settings.MAX_CLOCK_SKEW_SECONDS,
         )

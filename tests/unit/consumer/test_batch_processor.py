@@ -18,6 +18,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
+from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -54,8 +55,13 @@ class Harness:
         self.registry = CollectorRegistry()
         self.repository = repository or InMemoryBatchStateRepository(ttl_seconds=3600)
         self.dead_letters = dead_letters or RecordingDlqProducer()
+        self.placement = InMemoryEssayPlacement(ttl_seconds=3600)
         self.processor = EventBatchProcessor(
-            self.repository, self.dead_letters, BcsMetrics(self.registry), clock=lambda: now
+            self.repository,
+            self.dead_letters,
+            BcsMetrics(self.registry),
+            clock=lambda: now,
+            placement=self.placement,
         )
 
     async def process(self, messages: Sequence[Message]) -> dict[PartitionKey, int]:
@@ -160,17 +166,15 @@ async def test_a_message_of_the_wrong_shape_is_dead_lettered_with_its_correlatio
     assert harness.dlq_count(READY, "schema_validation_failed") == 1
 
 
-async def test_a_spellcheck_result_naming_no_batch_is_dead_lettered_as_unplaceable() -> None:
+async def test_a_spellcheck_result_naming_no_batch_is_parked_not_dead_lettered() -> None:
     harness = Harness()
     document = ev.spellcheck(None, "e1", correlation_id="corr-2")
 
     await harness.process([msg(SPELLCHECK, 0, document)])
 
-    [record] = harness.dead_letters.sent
-    assert record.reason == "unplaceable_event"
-    assert record.correlation_id == "corr-2"
-    assert harness.dlq_count(SPELLCHECK, "unplaceable_event") == 1
-    assert harness.processed(SPELLCHECK, "dead_lettered") == 1
+    assert harness.dead_letters.sent == []
+    assert harness.processed(SPELLCHECK, "parked") == 1
+    assert harness.processed(SPELLCHECK, "dead_lettered") == 0
 
 
 async def test_good_and_bad_messages_of_one_batch_are_each_handled() -> None:
@@ -333,7 +337,8 @@ async def test_a_batch_writes_one_info_summary_and_a_debug_line_per_event() -> N
     harness = Harness()
     first = ev.spellcheck("b1", "e1", correlation_id="corr-a")
     event = ev.spellcheck("b1", "e2", correlation_id="corr-b")
-    bad = ev.spellcheck(None, "e3", correlation_id="corr-bad")
+    bad = ev.spellcheck("b1", "e3", correlation_id="corr-bad")
+    del bad["data"]["status"]
     ready = ev.ready("b1", ["e1"], correlation_id="corr-c")
     await harness.process([msg(SPELLCHECK, 0, first)])
 

@@ -21,6 +21,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
+from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -222,7 +223,12 @@ class Harness:
         self.health = ObservedHealth(self.broker)
         self.phases_at_connect: list[ConsumerPhase] = []
         metrics = BcsMetrics(self.registry)
-        processor = EventBatchProcessor(self.repository, RecordingDlqProducer(), metrics)
+        processor = EventBatchProcessor(
+            self.repository,
+            RecordingDlqProducer(),
+            metrics,
+            placement=InMemoryEssayPlacement(3600),
+        )
         self.consumer = EventConsumer(
             self._connect,
             self.broker.topics,

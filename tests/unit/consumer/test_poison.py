@@ -17,6 +17,7 @@ from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
+from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -53,6 +54,7 @@ def processor(
         repository,
         dlq,
         BcsMetrics(registry or CollectorRegistry()),
+        placement=InMemoryEssayPlacement(3600),
         max_attempts=3,
         retry_delay_seconds=0.0,
     )

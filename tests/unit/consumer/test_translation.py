@@ -6,6 +6,7 @@ import pytest
 
 from batch_conductor_service.consumer.translation import (
     CONSUMED_TOPICS,
+    UnplacedEvent,
     UnprocessableEventError,
     translate,
 )
@@ -15,16 +16,18 @@ from batch_conductor_service.domain.batch_state import (
     EssayStepOutcome,
     RosterSource,
 )
+from batch_conductor_service.domain.placement import UnplacedResult
 from common_core.enums import BatchPhaseStatus
 from common_core.events import DeadLetterReason
-from common_core.topics import Topic
+from common_core.topics import CurrentTopic, Topic
 from tests.support import event_factory as ev
 
 AT = datetime(2025, 6, 21, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def test_the_six_contract_topics_are_consumed() -> None:
-    assert set(CONSUMED_TOPICS) == {t.value for t in Topic if t is not Topic.PIPELINE_RESOLUTION}
+def test_the_contract_topics_of_both_generations_are_consumed() -> None:
+    seed_era = {t.value for t in Topic if t is not Topic.PIPELINE_RESOLUTION}
+    assert set(CONSUMED_TOPICS) == seed_era | {t.value for t in CurrentTopic}
 
 
 def test_registered_sets_a_registered_roster() -> None:
@@ -69,12 +72,21 @@ def test_spellcheck_without_parent_id_uses_the_system_metadata_parent() -> None:
     assert translate(Topic.SPELLCHECK_COMPLETED, raw).change.batch_id == "b9"
 
 
-def test_spellcheck_without_any_batch_id_is_unplaceable() -> None:
-    raw = ev.encode(ev.spellcheck(None, "e1", metadata_parent=None, correlation_id="c-7"))
-    with pytest.raises(UnprocessableEventError) as caught:
-        translate(Topic.SPELLCHECK_COMPLETED, raw)
-    assert caught.value.reason is DeadLetterReason.UNPLACEABLE_EVENT
-    assert caught.value.correlation_id == "c-7"
+def test_spellcheck_without_any_batch_id_is_left_for_the_roster_to_place() -> None:
+    event = ev.spellcheck(None, "e1", metadata_parent=None, correlation_id="c-7")
+    translated = translate(Topic.SPELLCHECK_COMPLETED, ev.encode(event))
+    assert isinstance(translated, UnplacedEvent)
+    assert translated.correlation_id == "c-7"
+    assert translated.result == UnplacedResult(
+        event["event_id"], "e1", "spellcheck", EssayOutcome.SUCCEEDED, AT
+    )
+
+
+def test_a_result_without_batch_and_without_terminal_status_has_nothing_to_place() -> None:
+    event = ev.spellcheck(None, "e1", "awaiting_spellcheck", metadata_parent=None)
+    translated = translate(Topic.SPELLCHECK_COMPLETED, ev.encode(event))
+    assert isinstance(translated, UnplacedEvent)
+    assert translated.result is None
 
 
 def test_cj_completed_records_every_ranked_essay_and_the_batch_completion() -> None:

@@ -94,6 +94,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE {schema}.processed_events ADD COLUMN occurred_at timestamptz;
         """,
     ),
+    (
+        5,
+        """
+        -- Essay placement (stores/placement/postgres.py): which batches' rosters name an
+        -- essay, and the results that named no batch, kept by essay until a roster does.
+        CREATE TABLE {schema}.essay_placements (
+            essay_id text NOT NULL,
+            batch_id text NOT NULL,
+            PRIMARY KEY (essay_id, batch_id)
+        );
+        CREATE TABLE {schema}.kept_results (
+            essay_id text NOT NULL,
+            event_id text NOT NULL,
+            result text NOT NULL,
+            kept_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (essay_id, event_id)
+        );
+        """,
+    ),
 )
 
 
