@@ -23,7 +23,10 @@ class BcsMetrics:
         )
         self.events_processed = Counter(
             "bcs_events_processed_total",
-            "Consumed events by type and outcome (applied, duplicate, dead_lettered, retried).",
+            "Consumed events by topic and outcome. applied: this replica added the event's id "
+            "to the answering store (Redis, or memory), which lets one writer per id do so: "
+            "once per event across replicas. duplicate: the id was there already. "
+            "dead_lettered: sent to the DLQ. retried: handled again after an outage.",
             ["event_type", "outcome"],
             registry=registry,
         )

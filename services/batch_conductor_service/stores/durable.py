@@ -16,6 +16,9 @@ from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
+APPLIED = ApplyResult.APPLIED
+# Beyond this many ids pending (Redis down a long time), they are forgotten: only counts suffer.
+_MAX_PENDING = 100_000
 
 
 class DurableBatchStateRepository:
@@ -28,6 +31,8 @@ class DurableBatchStateRepository:
         self._redis = redis
         self._record = record
         self._metrics = metrics
+        # (batch id, event id) the record took but Redis has not yet: a retry counts them.
+        self._pending: set[tuple[str, str]] = set()
 
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
         try:
@@ -61,9 +66,21 @@ class DurableBatchStateRepository:
 
     async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
         # Redis is given every change, even one the record already has: it may have been
-        # recorded just before Redis failed or the process crashed. A change counts as applied
-        # if either store took it now.
+        # recorded just before Redis failed or the process crashed.
+        #
+        # Whether a change counts as applied is the record's word: its insert of the event id
+        # is atomic across replicas, so two replicas handling one event at once count it once
+        # (Redis's word would not do: one replica may win the record, the other Redis, or a
+        # rebuild from the record may bring the id into Redis first). An id the record took in
+        # a call that then failed is remembered here, so the retry counts it; only a crash
+        # between the two stores leaves an event counted as a duplicate.
         recorded = await self._record.record_many(changes)
+        taken = [
+            (c.batch_id, c.event_id) for c, r in zip(changes, recorded, strict=True) if r is APPLIED
+        ]
+        if len(self._pending) + len(taken) > _MAX_PENDING:
+            self._pending.clear()
+        self._pending.update(taken)
         in_redis = await self._redis.apply_many_to_held(changes)
         # A batch Redis does not hold (expired there) is rebuilt whole from the record, which
         # by now holds these changes too, event ids included: a late redelivery of an event
@@ -71,10 +88,12 @@ class DurableBatchStateRepository:
         missing = [c for c, r in zip(changes, in_redis, strict=True) if r is None]
         for batch_id in dict.fromkeys(c.batch_id for c in missing):
             await self._rebuild_for_write(batch_id, [c for c in missing if c.batch_id == batch_id])
-        return [
-            ApplyResult.APPLIED if ApplyResult.APPLIED in (r, s) else ApplyResult.DUPLICATE
-            for r, s in zip(recorded, in_redis, strict=True)
-        ]
+        results: list[ApplyResult] = []
+        for change in changes:
+            key = (change.batch_id, change.event_id)
+            results.append(APPLIED if key in self._pending else ApplyResult.DUPLICATE)
+            self._pending.discard(key)
+        return results
 
     async def _rebuild_for_write(self, batch_id: str, changes: list[BatchStateChange]) -> None:
         recorded = await self._record.load(batch_id)

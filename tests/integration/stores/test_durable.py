@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -93,3 +94,25 @@ async def test_a_repository_that_does_not_answer_in_time_shows_as_the_repository
     checks = await HealthReporters(repository, timeout_seconds=0.05).collect()
     assert list(checks) == ["repository"]
     assert checks["repository"].state is HealthState.UNHEALTHY
+
+
+async def test_one_event_applied_by_two_replicas_at_once_is_counted_applied_once(
+    redis_client: Redis,
+    key_prefix: str,
+    pg_pool: asyncpg.Pool,
+    pg_schema: str,
+) -> None:
+    def replica() -> DurableBatchStateRepository:
+        metrics = BcsMetrics(CollectorRegistry())
+        return DurableBatchStateRepository(
+            make_redis_repository(redis_client, metrics, key_prefix),
+            make_record(pg_pool, pg_schema, metrics),
+            metrics,
+        )
+
+    first, second = replica(), replica()
+    for _ in range(20):
+        batch = f"batch-{uuid.uuid4().hex[:8]}"
+        change = essays(batch, "spellcheck", OK, "e1")
+        results = await asyncio.gather(first.apply(change), second.apply(change))
+        assert sorted(results) == [ApplyResult.APPLIED, ApplyResult.DUPLICATE]
