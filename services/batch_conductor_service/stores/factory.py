@@ -1,8 +1,7 @@
-"""Opens the configured production state store and closes its clients when done."""
+"""How the production stores' clients and parts are made from the settings. Opening and closing
+them is the DI container's (wiring/store_providers.py)."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -13,11 +12,7 @@ from redis.exceptions import RedisClusterException
 
 from batch_conductor_service.errors import StartupError
 from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
 from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
 from batch_conductor_service.stores.postgres.schema import ensure_schema
 from batch_conductor_service.stores.redis.client import BatchStateRedis
@@ -113,46 +108,51 @@ async def close_pool(pool: asyncpg.Pool, timeout_seconds: float) -> None:
         pool.terminate()
 
 
-@asynccontextmanager
-async def open_state_store(
-    settings: Settings, metrics: BcsMetrics
-) -> AsyncIterator[BatchStateRepositoryProtocol]:
-    async with AsyncExitStack() as stack:
-        client = make_redis_client(settings)
-        stack.push_async_callback(client.aclose)
-        redis_repository = RedisBatchStateRepository(
-            client,
-            ttl_seconds=settings.REDIS_TTL_SECONDS,
-            metrics=metrics,
-            breaker=make_breaker("redis", settings, metrics),
-            key_prefix=settings.REDIS_KEY_PREFIX,
-            max_concurrent_batches=apply_concurrency(settings),
+async def open_postgres_pool(settings: Settings) -> asyncpg.Pool:
+    """A pool for DATABASE_URL, with the record's schema migrated; StartupError if it cannot."""
+    if settings.DATABASE_URL is None:
+        raise StartupError("BCS_DATABASE_URL is not set: there is no PostgreSQL record to open")
+    try:
+        pool = await asyncpg.create_pool(
+            settings.DATABASE_URL,
+            min_size=1,
+            max_size=settings.DATABASE_POOL_MAX_SIZE,
+            timeout=settings.DATABASE_TIMEOUT_SECONDS,
+            command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
         )
-        if settings.DATABASE_URL is None:
-            yield redis_repository
-            return
-        try:
-            pool = await asyncpg.create_pool(
-                settings.DATABASE_URL,
-                min_size=1,
-                max_size=settings.DATABASE_POOL_MAX_SIZE,
-                timeout=settings.DATABASE_TIMEOUT_SECONDS,
-                command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            # The URL may carry a password, so the message names the variable, not its value.
-            raise StartupError(
-                f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}"
-            ) from exc
-        stack.push_async_callback(close_pool, pool, settings.DATABASE_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        # The URL may carry a password, so the message names the variable, not its value.
+        raise StartupError(f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}") from exc
+    try:
         async with pool.acquire() as connection:
             applied = await ensure_schema(connection, settings.DATABASE_SCHEMA)
-        logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=applied)
-        record = PostgresBatchRecord(
-            pool,
-            schema=settings.DATABASE_SCHEMA,
-            metrics=metrics,
-            breaker=make_breaker("postgresql", settings, metrics),
-            timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
-        )
-        yield DurableBatchStateRepository(redis_repository, record, metrics)
+    except BaseException:
+        await close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
+        raise
+    logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=applied)
+    return pool
+
+
+def redis_repository(
+    client: BatchStateRedis, settings: Settings, metrics: BcsMetrics
+) -> RedisBatchStateRepository:
+    return RedisBatchStateRepository(
+        client,
+        ttl_seconds=settings.REDIS_TTL_SECONDS,
+        metrics=metrics,
+        breaker=make_breaker("redis", settings, metrics),
+        key_prefix=settings.REDIS_KEY_PREFIX,
+        max_concurrent_batches=apply_concurrency(settings),
+    )
+
+
+def postgres_record(
+    pool: asyncpg.Pool, settings: Settings, metrics: BcsMetrics
+) -> PostgresBatchRecord:
+    return PostgresBatchRecord(
+        pool,
+        schema=settings.DATABASE_SCHEMA,
+        metrics=metrics,
+        breaker=make_breaker("postgresql", settings, metrics),
+        timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
+    )

@@ -32,12 +32,8 @@ from batch_conductor_service.protocols import (
 from batch_conductor_service.resolution_service import (
     PipelineResolutionService,
 )
-from batch_conductor_service.stores.factory import open_state_store
-from batch_conductor_service.stores.memory import (
-    InMemoryBatchStateRepository,
-)
-from batch_conductor_service.stores.placement.factory import open_placement
 from batch_conductor_service.wiring.settings import Settings
+from batch_conductor_service.wiring.store_providers import store_providers
 
 
 class CoreProvider(Provider):
@@ -47,33 +43,6 @@ class CoreProvider(Provider):
     graph = from_context(provides=StepGraph)
     registry = from_context(provides=CollectorRegistry)
     metrics = from_context(provides=BcsMetrics)
-
-
-class RepositoryProvider(Provider):
-    scope = Scope.APP
-
-    @provide
-    async def repository(
-        self, settings: Settings, metrics: BcsMetrics
-    ) -> AsyncIterator[BatchStateRepositoryProtocol]:
-        if settings.uses_memory_repository:
-            yield InMemoryBatchStateRepository(
-                ttl_seconds=settings.REDIS_TTL_SECONDS, max_batches=settings.MEMORY_MAX_BATCHES
-            )
-            return
-        async with open_state_store(settings, metrics) as repository:
-            yield repository
-
-    @provide
-    async def placement(
-        self,
-        settings: Settings,
-        metrics: BcsMetrics,
-        # Opened after the repository, whose start-up creates the placement's tables.
-        repository: BatchStateRepositoryProtocol,
-    ) -> AsyncIterator[EssayPlacementProtocol]:
-        async with open_placement(settings, metrics) as placement:
-            yield placement
 
 
 class ServiceProvider(Provider):
@@ -169,10 +138,10 @@ class HealthProvider(Provider):
         return HealthReporters(PipelineConfigHealth(graph), repository, consumer_health)
 
 
-def default_providers() -> list[Provider]:
+def default_providers(settings: Settings) -> list[Provider]:
     return [
         CoreProvider(),
-        RepositoryProvider(),
+        *store_providers(settings),
         ServiceProvider(),
         ConsumerProvider(),
         HealthProvider(),

@@ -34,7 +34,7 @@ def build_container(
 ) -> AsyncContainer:
     # Later providers override earlier ones, which is how tests swap in fakes.
     return make_async_container(
-        *default_providers(),
+        *default_providers(settings),
         *providers,
         context={
             Settings: settings,
@@ -50,9 +50,14 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
 
     @app.before_serving
     async def _start() -> None:
-        # Resolve what the service cannot run without now, so a bad setup fails start-up.
-        await container.get(BatchStateRepositoryProtocol)
-        await container.get(HealthReporters)
+        # Resolve what the service cannot run without now, so a bad setup fails start-up;
+        # then whatever was opened before the failure is closed again.
+        try:
+            await container.get(BatchStateRepositoryProtocol)
+            await container.get(HealthReporters)
+        except BaseException:
+            await container.close()
+            raise
         settings = await container.get(Settings)
         if settings.KAFKA_CONSUMER_ENABLED:
             # A background task: an unreachable broker must not keep the HTTP API down.

@@ -15,7 +15,6 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.stores.durable import (
     DurableBatchStateRepository,
 )
-from batch_conductor_service.stores.factory import open_state_store
 from batch_conductor_service.stores.redis.repository import (
     RedisBatchStateRepository,
 )
@@ -23,6 +22,7 @@ from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.providers import app_container
 from batch_conductor_service.wiring.settings import load_settings
 from tests.integration.stores.conftest import DATABASE_URL, REDIS_URL
+from tests.support.state_store import open_state_store
 
 PIPELINES = Path(__file__).resolve().parents[3] / "pipelines.yaml"
 

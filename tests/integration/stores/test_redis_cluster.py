@@ -27,7 +27,6 @@ from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, Circu
 from batch_conductor_service.stores.factory import (
     make_redis_client,
     make_redis_cluster_client,
-    open_state_store,
 )
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
@@ -47,6 +46,7 @@ from tests.integration.stores.test_redis import (
     counter,
     fifty_writers,
 )
+from tests.support.state_store import open_state_store
 
 OK = EssayOutcome.SUCCEEDED
 FAILED = EssayOutcome.FAILED

@@ -7,12 +7,12 @@ from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
 )
 from batch_conductor_service.wiring.providers import app_container, default_providers
-from tests.unit.conftest import AppFactory
+from tests.unit.conftest import AppFactory, unit_settings
 
 
 def provided_types() -> list[Any]:
     types: list[Any] = []
-    for provider in default_providers():
+    for provider in default_providers(unit_settings()):
         types.extend(factory.provides.type_hint for factory in provider.factories)
         types.extend(var.provides.type_hint for var in provider.context_vars)
     return types
