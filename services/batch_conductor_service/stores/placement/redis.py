@@ -1,7 +1,7 @@
 """Essay placement in Redis (one server or a Redis Cluster).
 
-Each essay has its own keys under the hash tag `{<essay_id>}`: the batches whose rosters name it
-(a set) and the results kept for it (a hash by event id). They live in other slots than the
+Each essay has its own keys under the hash tag `{<essay_id>}` (braces encoded, as for batches):
+the batches whose rosters name it (a set) and the results kept for it (a hash by event id). They live in other slots than the
 batch keys, so nothing here is a transaction across them; the placement step's write-then-read
 order is what makes a racing roster and result meet. Every key lives as long as batch state
 (BCS_REDIS_TTL_SECONDS), refreshed on each write.
@@ -16,6 +16,7 @@ from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
 from batch_conductor_service.stores.placement.codec import decode_result, encode_result
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.errors import guarded_redis_call
+from batch_conductor_service.stores.redis.keys import hash_tag
 
 
 class RedisEssayPlacement:
@@ -35,10 +36,10 @@ class RedisEssayPlacement:
         self._prefix = key_prefix
 
     def batches_key(self, essay_id: str) -> str:
-        return f"{self._prefix}:essay:{{{essay_id}}}:batches"
+        return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:batches"
 
     def results_key(self, essay_id: str) -> str:
-        return f"{self._prefix}:essay:{{{essay_id}}}:results"
+        return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:results"
 
     async def index_rosters(self, rosters: Mapping[str, Collection[str]]) -> None:
         by_essay: dict[str, set[str]] = {}
