@@ -2,9 +2,9 @@
 
 Each essay has its own keys under the hash tag `{<essay_id>}` (braces encoded, as for batches):
 the batches whose rosters name it (a set) and the results kept for it (a hash by event id).
-They live in other slots than the batch keys, so nothing here is a transaction across them; the placement step's write-then-read
-order is what makes a racing roster and result meet. Every key lives as long as batch state
-(BCS_REDIS_TTL_SECONDS), refreshed on each write.
+They live in other slots than the batch keys, so nothing here is a transaction across them;
+the placement step's write-then-read order is what makes a racing roster and result meet.
+Every key lives as long as batch state (BCS_REDIS_TTL_SECONDS), refreshed on each write.
 """
 
 from collections.abc import Collection, Mapping, Sequence
