@@ -5,7 +5,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common_core.enums import BatchPhaseStatus
@@ -76,6 +76,7 @@ def test_envelopes_of_both_generations_are_read(
     assert isinstance(read.reading, BatchResultReading)
 
 
+@settings(deadline=None)
 @given(
     status=st.sampled_from(
         ["completed_successfully", "completed_with_failures", "failed_critically"]
@@ -175,6 +176,7 @@ def _known_fields(topic: str) -> set[str]:
     return {field for fmt in FORMATS_BY_TOPIC[topic] for field in fmt.model.model_fields}
 
 
+@settings(deadline=None)
 @given(
     name=st.sampled_from(hf.fixture_names()),
     extras=st.dictionaries(st.text(min_size=1, max_size=12), st.integers() | st.text(), max_size=4),
@@ -188,6 +190,7 @@ def test_unknown_payload_fields_never_change_the_reading(name: str, extras: dict
     assert read_event(fixture.topic, document) == read_event(fixture.topic, fixture.document)
 
 
+@settings(deadline=None)
 @given(name=st.sampled_from(hf.fixture_names()), data=st.data())
 def test_dropping_a_field_either_still_reads_or_names_it(name: str, data: st.DataObject) -> None:
     fixture = hf.load(name)
