@@ -2,8 +2,8 @@
 
 A step is complete only when the batch's state proves it:
   1. its latest batch-level outcome says it finished (`COMPLETED_SUCCESSFULLY` or
-     `COMPLETED_WITH_FAILURES`; a CJ completed event is read as the first, a CJ failed event as
-     `FAILED_CRITICALLY`), or
+     `COMPLETED_WITH_FAILURES`; common_core's reader names a CJ completed event's status by the
+     essays it lists, a CJ failed event's `FAILED_CRITICALLY`), or
   2. with no batch-level outcome, the roster is known and every essay on it has a terminal
      outcome for the step, at least one of them a success.
 A latest outcome of `FAILED_CRITICALLY` leaves the step incomplete, whatever its essays did. An
@@ -18,10 +18,6 @@ from common_core.enums import BatchPhaseStatus
 FINISHING_STATUSES = frozenset(
     {BatchPhaseStatus.COMPLETED_SUCCESSFULLY, BatchPhaseStatus.COMPLETED_WITH_FAILURES}
 )
-
-# How the two CJ events read as batch-level outcomes of the CJ step.
-CJ_COMPLETED_STATUS = BatchPhaseStatus.COMPLETED_SUCCESSFULLY
-CJ_FAILED_STATUS = BatchPhaseStatus.FAILED_CRITICALLY
 
 
 def outcome_finishes_step(status: BatchPhaseStatus) -> bool:

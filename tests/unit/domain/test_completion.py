@@ -7,8 +7,6 @@ import pytest
 
 from batch_conductor_service.domain.batch_state import BatchOutcome, BatchSnapshot
 from batch_conductor_service.domain.completion import (
-    CJ_COMPLETED_STATUS,
-    CJ_FAILED_STATUS,
     outcome_finishes_step,
     step_completion,
 )
@@ -35,8 +33,13 @@ def test_a_cj_completed_event_completes_the_step_and_a_cj_failed_one_does_not() 
     def with_cj(status: BatchPhaseStatus) -> BatchSnapshot:
         return BatchSnapshot("b1", batch_outcomes={"cj_assessment": BatchOutcome(status, T0)})
 
-    assert step_completion("cj_assessment", with_cj(CJ_COMPLETED_STATUS)).complete
-    assert not step_completion("cj_assessment", with_cj(CJ_FAILED_STATUS)).complete
+    # As common_core's reader names the two CJ events' statuses.
+    assert step_completion(
+        "cj_assessment", with_cj(BatchPhaseStatus.COMPLETED_SUCCESSFULLY)
+    ).complete
+    assert not step_completion(
+        "cj_assessment", with_cj(BatchPhaseStatus.FAILED_CRITICALLY)
+    ).complete
 
 
 def test_a_batch_with_nothing_about_the_step_has_no_evidence_to_report() -> None:
