@@ -31,7 +31,7 @@ class PipelineResolutionService:
             self._metrics.pipeline_resolutions.labels("unknown_pipeline").inc()
             raise
         try:
-            snapshot = await self._repository.get_snapshot(batch_id)
+            counts = await self._repository.get_counts(batch_id)
         except StateStoreUnavailableError:
             self._metrics.pipeline_resolutions.labels("state_unavailable").inc()
             raise
@@ -39,7 +39,7 @@ class PipelineResolutionService:
             # Counted, then left to the app's 500 handler: a bug is never a quiet answer.
             self._metrics.pipeline_resolutions.labels("failure").inc()
             raise
-        resolution = prune(self._graph, request, snapshot)
+        resolution = prune(self._graph, request, counts)
         self._metrics.pipeline_resolutions.labels("success").inc()
         for pruned in resolution.pruned:
             self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()

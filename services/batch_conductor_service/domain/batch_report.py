@@ -4,6 +4,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_state import BatchOutcome, BatchSnapshot, RosterSource
 from batch_conductor_service.domain.completion import step_completion
 from batch_conductor_service.domain.step_graph import StepGraph
@@ -37,7 +38,8 @@ def report_batch(graph: StepGraph, snapshot: BatchSnapshot) -> BatchReport | Non
     recorded = (
         set(snapshot.succeeded) | set(snapshot.failed) | set(snapshot.batch_outcomes)
     ) - set(graph.order)
-    steps = tuple(_step_report(step, snapshot) for step in (*graph.order, *sorted(recorded)))
+    counts = BatchCounts.of(snapshot)
+    steps = tuple(_step_report(step, counts) for step in (*graph.order, *sorted(recorded)))
     return BatchReport(
         batch_id=snapshot.batch_id,
         roster_size=None if snapshot.roster is None else len(snapshot.roster),
@@ -47,13 +49,14 @@ def report_batch(graph: StepGraph, snapshot: BatchSnapshot) -> BatchReport | Non
     )
 
 
-def _step_report(step: str, snapshot: BatchSnapshot) -> StepReport:
-    completion = step_completion(step, snapshot)
+def _step_report(step: str, counts: BatchCounts) -> StepReport:
+    completion = step_completion(step, counts)
+    essays = counts.counts_for(step)
     return StepReport(
         step=step,
-        essays_succeeded=len(snapshot.succeeded_for(step)),
-        essays_failed=len(snapshot.failed_for(step)),
-        latest_batch_outcome=snapshot.batch_outcomes.get(step),
+        essays_succeeded=essays.succeeded,
+        essays_failed=essays.failed,
+        latest_batch_outcome=counts.batch_outcomes.get(step),
         complete=completion.complete,
         reason=completion.reason,
     )

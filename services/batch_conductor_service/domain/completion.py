@@ -12,6 +12,7 @@ unknown batch has nothing complete; one essay finishing out of thirty completes 
 
 from dataclasses import dataclass
 
+from batch_conductor_service.domain.batch_counts import BatchCounts, StepCounts, as_counts
 from batch_conductor_service.domain.batch_state import BatchSnapshot
 from common_core.enums import BatchPhaseStatus
 
@@ -33,37 +34,32 @@ class StepCompletion:
     has_evidence: bool = True
 
 
-def step_completion(step: str, snapshot: BatchSnapshot) -> StepCompletion:
-    outcome = snapshot.batch_outcomes.get(step)
+def step_completion(step: str, state: BatchSnapshot | BatchCounts) -> StepCompletion:
+    counts = as_counts(state)
+    outcome = counts.batch_outcomes.get(step)
     if outcome is not None:
         if outcome_finishes_step(outcome.status):
             return StepCompletion(True, f"batch-level outcome {outcome.status.value}")
         return StepCompletion(False, f"latest batch-level outcome is {outcome.status.value}")
-    return _completion_by_essays(step, snapshot)
+    return _completion_by_essays(counts.counts_for(step), counts.roster_size)
 
 
-def _completion_by_essays(step: str, snapshot: BatchSnapshot) -> StepCompletion:
-    succeeded = snapshot.succeeded_for(step)
-    failed = snapshot.failed_for(step)
-    roster = snapshot.roster
-    if roster is None:
-        if succeeded or failed:
+def _completion_by_essays(essays: StepCounts, roster_size: int | None) -> StepCompletion:
+    if roster_size is None:
+        if with_outcomes := essays.succeeded + essays.failed:
             return StepCompletion(
-                False,
-                f"{len(succeeded) + len(failed)} essays have outcomes but the roster is unknown",
+                False, f"{with_outcomes} essays have outcomes but the roster is unknown"
             )
         return StepCompletion(False, "no outcome recorded", has_evidence=False)
-    if not roster:
+    if not roster_size:
         return StepCompletion(False, "the roster is empty")
-    done_ok = roster & succeeded
-    done_failed = (roster & failed) - done_ok
-    finished = len(done_ok) + len(done_failed)
-    if finished < len(roster):
-        return StepCompletion(False, f"{finished} of {len(roster)} essays finished")
-    if not done_ok:
-        return StepCompletion(False, f"all {len(roster)} essays on the roster failed")
+    finished = essays.roster_succeeded + essays.roster_failed
+    if finished < roster_size:
+        return StepCompletion(False, f"{finished} of {roster_size} essays finished")
+    if not essays.roster_succeeded:
+        return StepCompletion(False, f"all {roster_size} essays on the roster failed")
     return StepCompletion(
         True,
-        f"all {len(roster)} essays on the roster finished "
-        f"({len(done_ok)} succeeded, {len(done_failed)} failed)",
+        f"all {roster_size} essays on the roster finished "
+        f"({essays.roster_succeeded} succeeded, {essays.roster_failed} failed)",
     )

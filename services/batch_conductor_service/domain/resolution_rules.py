@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
+from batch_conductor_service.domain.batch_counts import BatchCounts, as_counts
 from batch_conductor_service.domain.batch_state import BatchSnapshot
 from batch_conductor_service.domain.completion import step_completion
 from batch_conductor_service.domain.step_graph import StepGraph
@@ -77,23 +78,26 @@ def plan(graph: StepGraph, requested: str) -> PipelinePlan:
     return PipelinePlan(name, kind, needed, added)
 
 
-def prune(graph: StepGraph, request: PipelinePlan, snapshot: BatchSnapshot) -> Resolution:
+def prune(
+    graph: StepGraph, request: PipelinePlan, state: BatchSnapshot | BatchCounts
+) -> Resolution:
+    counts = as_counts(state)
     pruned: list[PrunedStep] = []
     observations: list[str] = []
     remaining: list[str] = []
     for step in request.steps:
-        completion = step_completion(step, snapshot)
+        completion = step_completion(step, counts)
         if completion.complete:
             pruned.append(PrunedStep(step, completion.reason))
             continue
         remaining.append(step)
         if completion.has_evidence:
             observations.append(f"{step} is not complete: {completion.reason}")
-        failures = len(snapshot.failed_for(step))
-        if failures and step not in snapshot.batch_outcomes:
+        failures = counts.counts_for(step).failed
+        if failures and step not in counts.batch_outcomes:
             observations.append(f"{step} failed for {failures} essays so far")
     return Resolution(
-        batch_id=snapshot.batch_id,
+        batch_id=counts.batch_id,
         requested=request.requested,
         kind=request.kind,
         final_pipeline=tuple(remaining),
@@ -104,8 +108,8 @@ def prune(graph: StepGraph, request: PipelinePlan, snapshot: BatchSnapshot) -> R
     )
 
 
-def resolve(graph: StepGraph, requested: str, snapshot: BatchSnapshot) -> Resolution:
-    return prune(graph, plan(graph, requested), snapshot)
+def resolve(graph: StepGraph, requested: str, state: BatchSnapshot | BatchCounts) -> Resolution:
+    return prune(graph, plan(graph, requested), state)
 
 
 def _stages(graph: StepGraph, remaining: list[str]) -> tuple[tuple[str, ...], ...]:

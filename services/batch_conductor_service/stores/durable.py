@@ -4,6 +4,8 @@ Redis when a batch has expired there."""
 import asyncio
 from collections.abc import Sequence
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
+from batch_conductor_service.domain.batch_facts import BatchFacts
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
@@ -38,27 +40,49 @@ class DurableBatchStateRepository:
         try:
             in_redis = await self._redis.read_stored(batch_id)
         except StateStoreUnavailableError as redis_down:
-            # The record holds every change that Redis holds (it is written first), so it can
-            # answer alone; if it cannot either, the caller must not guess.
-            self._metrics.repository_read_fallbacks.inc()
-            logger.warning(
-                "snapshot_read_from_postgresql", batch_id=clip_id(batch_id), reason=str(redis_down)
-            )
+            self._read_falls_back(batch_id, redis_down)
             recorded = await self._record.load(batch_id, with_event_ids=False)
             return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
         if in_redis is not None:
             return in_redis.to_snapshot()
-        # Unknown to Redis: never seen, or expired there. Only the record can tell which.
+        recorded = await self._rebuild(batch_id)
+        return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
+
+    async def get_counts(self, batch_id: str) -> BatchCounts:
+        try:
+            in_redis = await self._redis.read_counts(batch_id)
+        except StateStoreUnavailableError as redis_down:
+            self._read_falls_back(batch_id, redis_down)
+            recorded = await self._record.load_counts(batch_id)
+            return BatchCounts(batch_id=batch_id) if recorded is None else recorded
+        if in_redis is not None:
+            return in_redis
+        recorded_facts = await self._rebuild(batch_id)
+        if recorded_facts is None:
+            return BatchCounts(batch_id=batch_id)
+        return BatchCounts.of(recorded_facts.to_snapshot())
+
+    def _read_falls_back(self, batch_id: str, redis_down: StateStoreUnavailableError) -> None:
+        # The record holds every change that Redis holds (it is written first), so it can
+        # answer alone; if it cannot either, the caller must not guess.
+        self._metrics.repository_read_fallbacks.inc()
+        logger.warning(
+            "snapshot_read_from_postgresql", batch_id=clip_id(batch_id), reason=str(redis_down)
+        )
+
+    async def _rebuild(self, batch_id: str) -> BatchFacts | None:
+        """For a batch unknown to Redis: never seen, or expired there. Only the record can
+        tell which; what it holds is put back into Redis for the next read."""
         recorded = await self._record.load(batch_id)
         if recorded is None:
-            return BatchSnapshot.empty(batch_id)
+            return None
         try:
             await self._redis.restore(recorded)
             self._metrics.state_rebuilds.inc()
         except StateStoreUnavailableError as exc:
             # The answer is complete without Redis; the next read or write refills it.
             logger.warning("state_rebuild_failed", batch_id=clip_id(batch_id), reason=str(exc))
-        return recorded.to_snapshot()
+        return recorded
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         (result,) = await self.apply_many([change])

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts, apply_change
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
@@ -48,6 +49,10 @@ class InMemoryBatchStateRepository:
             if record is None:
                 return BatchSnapshot.empty(batch_id)
             return record.facts.to_snapshot()
+
+    async def get_counts(self, batch_id: str) -> BatchCounts:
+        # Counted from the snapshot: in memory there is no round trip to save.
+        return BatchCounts.of(await self.get_snapshot(batch_id))
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         async with self._lock:

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchOutcome,
@@ -27,6 +28,9 @@ DEFINE = "/internal/v1/pipelines/define"
 class StoreDown:
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
         raise StateStoreUnavailableError("redis", "connection refused", retry_after_seconds=2.4)
+
+    async def get_counts(self, batch_id: str) -> BatchCounts:
+        return BatchCounts.of(await self.get_snapshot(batch_id))
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         raise StateStoreUnavailableError("redis", "connection refused")

@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts, facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.stores.guarded_call import guarded_store_call
+from batch_conductor_service.stores.postgres.counts import read_counts
 from batch_conductor_service.stores.postgres.reads import read_facts
 from batch_conductor_service.stores.postgres.schema import quoted_schema
 from batch_conductor_service.stores.postgres.writes import insert_facts
@@ -80,6 +82,18 @@ class PostgresBatchRecord:
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 return await read_facts(conn, self._schema, batch_id, with_event_ids=with_event_ids)
+
+        return await self._guarded("load", load)
+
+    async def load_counts(self, batch_id: str) -> BatchCounts | None:
+        """The batch's counts, aggregated in SQL; None when no event of it was ever recorded."""
+
+        async def load() -> BatchCounts | None:
+            async with (
+                self._pool.acquire(timeout=self._timeout) as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                return await read_counts(conn, self._schema, batch_id)
 
         return await self._guarded("load", load)
 

@@ -1,9 +1,9 @@
 """The Redis client behind the batch state repository: one server, or a Redis Cluster.
 
-The repository needs pipelines (transactional or not), PING and closing, which both redis-py
-clients offer. Every key of a batch shares the hash tag `{<batch_id>}`, so each pipeline the
-repository sends stays in one cluster slot, and a WATCH/MULTI/EXEC on a cluster pins one
-connection to the master that owns it.
+The repository needs pipelines (transactional or not), scripts, PING and closing, which both
+redis-py clients offer. Every key of a batch shares the hash tag `{<batch_id>}`, so each pipeline
+(or script) the repository sends stays in one cluster slot, and a WATCH/MULTI/EXEC on a cluster
+pins one connection to the master that owns it.
 """
 
 from collections.abc import Awaitable
@@ -18,5 +18,10 @@ class BatchStateRedis(Protocol):
     def pipeline(self, transaction: bool = True) -> Any: ...
 
     def ping(self) -> Awaitable[Any]: ...
+
+    # Typed loosely as redis-py types them: a sync or an async reply.
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> Any: ...
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: str) -> Any: ...
 
     async def aclose(self) -> None: ...

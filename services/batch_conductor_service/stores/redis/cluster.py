@@ -32,6 +32,20 @@ class WaitingRedisCluster:
         finally:
             self.leave_place()
 
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> Any:
+        await self.take_place()
+        try:
+            return await self.cluster.evalsha(sha, numkeys, *keys_and_args)
+        finally:
+            self.leave_place()
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> Any:
+        await self.take_place()
+        try:
+            return await self.cluster.eval(script, numkeys, *keys_and_args)
+        finally:
+            self.leave_place()
+
     async def aclose(self) -> None:
         await self.cluster.aclose()
 

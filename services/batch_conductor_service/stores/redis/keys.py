@@ -68,6 +68,12 @@ class BatchKeys:
         """A sorted set of one member, LAST_EVENT_MEMBER, scored by the newest event time."""
         return self._key("last_event")
 
+    @property
+    def counts(self) -> str:
+        """Derived from the sets, by reads (counts.py); not in `all`, as no write creates it:
+        every write of facts deletes it."""
+        return self._key("counts")
+
     def roster(self, source: RosterSource) -> str:
         return self._key(f"roster:{source.value}")
 

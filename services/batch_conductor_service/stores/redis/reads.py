@@ -75,12 +75,16 @@ def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) ->
 
 
 def _skip_unparsed(metrics: BcsMetrics, key: str, members: list[str]) -> None:
+    report_unparsed(metrics, key, len(members), first=repr(members[0]))
+
+
+def report_unparsed(metrics: BcsMetrics, key: str, count: int, **detail: str) -> None:
     # One corrupt member must not make every read of its batch fail; it is left out of the
     # answer, and reported each time until someone removes it.
-    metrics.repository_errors.labels(STORE, "parse").inc(len(members))
+    metrics.repository_errors.labels(STORE, "parse").inc(count)
     logger.warning(
         "unparsable_redis_members_skipped",
         key=clip(key),
-        count=len(members),
-        first=clip(repr(members[0])),
+        count=count,
+        **{name: clip(value) for name, value in detail.items()},
     )

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisClusterException
 
+from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
@@ -15,6 +16,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.stores.redis.apply import RedisBatchApplier
 from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.counts import counts_from_reply, read_batch_counts
 from batch_conductor_service.stores.redis.errors import (
     STORE,
     STORE_ERRORS,
@@ -25,6 +27,7 @@ from batch_conductor_service.stores.redis.keys import BatchKeys
 from batch_conductor_service.stores.redis.reads import (
     facts_from_sets,
     read_batch_sets,
+    report_unparsed,
 )
 from batch_conductor_service.stores.redis.writes import (
     queue_event_ids,
@@ -75,6 +78,19 @@ class RedisBatchStateRepository:
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
         stored = await self.read_stored(batch_id)
         return BatchSnapshot.empty(batch_id) if stored is None else stored.to_snapshot()
+
+    async def get_counts(self, batch_id: str) -> BatchCounts:
+        counts = await self.read_counts(batch_id)
+        return BatchCounts(batch_id=batch_id) if counts is None else counts
+
+    async def read_counts(self, batch_id: str) -> BatchCounts | None:
+        """The batch's counts in one round trip, or None when Redis does not hold it in full."""
+        keys = self.keys(batch_id)
+        reply = await self._guarded("read", lambda: read_batch_counts(self._client, keys))
+        counts, unparsed = counts_from_reply(batch_id, reply)
+        for name, count in unparsed.items():
+            report_unparsed(self._metrics, getattr(keys, name), count)
+        return counts
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         (result,) = await self.apply_many([change])

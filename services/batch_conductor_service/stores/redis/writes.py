@@ -34,6 +34,10 @@ def queue_facts(pipe: Pipe, keys: BatchKeys, facts: BatchFacts) -> None:
             pipe.sadd(target, *members)
     if facts.outcomes:
         pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in facts.outcomes.items()))
+    if facts.rosters or facts.succeeded or facts.failed or facts.outcomes:
+        # After the facts: a count kept before this point is dropped, one made after it saw
+        # them (see counts.py).
+        pipe.delete(keys.counts)
     if facts.last_event_at is not None:
         # GT: only a later time replaces the score, so writes in any order keep the newest.
         score = event_time_score(facts.last_event_at)

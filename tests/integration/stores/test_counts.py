@@ -1,0 +1,156 @@
+"""Every store's counts (what /define reads) agree with the counts of its own snapshot, read
+after any sequence of writes, including reads between them (Redis keeps the counts it makes
+until the next write), and the Redis read takes one round trip whatever the batch size."""
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import ConnectionPool
+
+from batch_conductor_service.domain.batch_counts import BatchCounts
+from batch_conductor_service.domain.batch_state import (
+    BatchStateChange,
+    EssayOutcome,
+    RosterSource,
+)
+from batch_conductor_service.metrics import BcsMetrics
+from common_core.enums import BatchPhaseStatus
+from tests.integration.stores.builders import essays, outcome, roster
+from tests.integration.stores.conftest import REDIS_URL, StoreUnderTest, make_redis_repository
+from tests.integration.stores.test_redis import CountingConnection
+
+ESSAYS = [f"e{i}" for i in range(5)]
+STEPS = ["spellcheck", "nlp"]
+
+# A write is a change builder taking the batch id; None stands for "read the counts now".
+essay_ids = st.lists(st.sampled_from(ESSAYS), max_size=4, unique=True)
+writes = st.one_of(
+    st.builds(
+        lambda source, ids: lambda b: roster(b, source, *ids),
+        st.sampled_from(list(RosterSource)),
+        essay_ids,
+    ),
+    st.builds(
+        lambda step, result, ids: lambda b: essays(b, step, result, *ids),
+        st.sampled_from(STEPS),
+        st.sampled_from(list(EssayOutcome)),
+        essay_ids.filter(bool),
+    ),
+    st.builds(
+        lambda step, status, minute: lambda b: outcome(b, step, status, minute),
+        st.sampled_from(STEPS),
+        st.sampled_from(list(BatchPhaseStatus)),
+        st.integers(0, 3),
+    ),
+    st.none(),
+)
+
+
+def counted(snapshot_counts: BatchCounts) -> dict[str, Any]:
+    """Counts compared by meaning: a step with no essay outcomes is the same as no entry."""
+    return {
+        "roster": (snapshot_counts.roster_size, snapshot_counts.roster_source),
+        "steps": {s: c for s, c in snapshot_counts.steps.items() if c.succeeded or c.failed},
+        "outcomes": dict(snapshot_counts.batch_outcomes),
+    }
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=st.lists(writes, max_size=8))
+async def test_counts_agree_with_the_snapshot_after_any_writes(
+    store: StoreUnderTest, steps: list[Any]
+) -> None:
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    repository = store.repository
+    for step in [*steps, None]:
+        if step is not None:
+            change: BatchStateChange = step(batch)
+            await repository.apply(change)
+            continue
+        expected = BatchCounts.of(await repository.get_snapshot(batch))
+        assert counted(await repository.get_counts(batch)) == counted(expected)
+
+
+async def test_a_fallback_write_drops_the_counts_kept_before_it(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix, backoff_seconds=0.001)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await repository.apply(roster(batch, RosterSource.READY, "e1", "e2"))
+    await repository.apply(essays(batch, "spellcheck", EssayOutcome.SUCCEEDED, "e1"))
+    before = await repository.get_counts(batch)
+    assert before.counts_for("spellcheck").roster_succeeded == 1
+    interloper = Redis.from_url(REDIS_URL, decode_responses=True)
+    original_execute = Pipeline.execute
+
+    async def execute_after_a_rival_write(self: Pipeline, raise_on_error: bool = True) -> Any:
+        if self.watching:
+            await interloper.sadd(repository.keys(batch).events, f"rival-{uuid.uuid4()}")
+        return await original_execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", execute_after_a_rival_write)
+    try:
+        await repository.apply(essays(batch, "spellcheck", EssayOutcome.FAILED, "e2"))
+    finally:
+        await interloper.aclose()
+    after = (await repository.get_counts(batch)).counts_for("spellcheck")
+    assert (after.roster_succeeded, after.roster_failed) == (1, 1)
+
+
+async def test_the_counts_have_the_ttl_of_the_batch(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await repository.apply(essays(batch, "spellcheck", EssayOutcome.SUCCEEDED, "e1"))
+    await repository.get_counts(batch)
+    keys = repository.keys(batch)
+    counts_ttl, batch_ttl = (
+        await redis_client.pttl(keys.counts),
+        await redis_client.pttl(keys.events),
+    )
+    # Taken from the batch's TTL when the counts were made; the two calls are apart by a moment.
+    assert counts_ttl > 0
+    assert abs(counts_ttl - batch_ttl) < 1000
+
+
+@pytest.mark.parametrize("essay_count", [10, 10_000])
+async def test_counts_take_one_round_trip_and_no_member_whatever_the_batch_size(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str, essay_count: int
+) -> None:
+    writer = make_redis_repository(redis_client, metrics, key_prefix)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    ids = [f"essay-{i}" for i in range(essay_count)]
+    half = essay_count // 2
+    await writer.apply_many(
+        [
+            roster(batch, RosterSource.READY, *ids),
+            essays(batch, "spellcheck", EssayOutcome.SUCCEEDED, *ids[:half]),
+            essays(batch, "spellcheck", EssayOutcome.FAILED, *ids[half:]),
+        ]
+    )
+    pool = ConnectionPool.from_url(
+        REDIS_URL, connection_class=CountingConnection, decode_responses=True
+    )
+    counting = Redis.from_pool(pool)
+    try:
+        await counting.ping()
+        reader = make_redis_repository(counting, metrics, key_prefix)
+        for _ in range(2):  # counted where the sets are, then kept
+            CountingConnection.sends = 0
+            counts = await reader.get_counts(batch)
+            assert CountingConnection.sends == 1
+    finally:
+        await counting.aclose()
+    assert counts.roster_size == essay_count
+    spellcheck = counts.counts_for("spellcheck")
+    assert (spellcheck.roster_succeeded, spellcheck.roster_failed) == (half, essay_count - half)
