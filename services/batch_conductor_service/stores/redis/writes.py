@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from batch_conductor_service.domain.batch_facts import BatchFacts
+from batch_conductor_service.domain.completion import outcome_finishes_step
 from batch_conductor_service.stores.redis.keys import (
     LAST_EVENT_MEMBER,
     PRESENT_MARKER,
@@ -24,16 +25,27 @@ Pipe = Any
 
 
 def queue_facts(pipe: Pipe, keys: BatchKeys, facts: BatchFacts) -> None:
-    """Adds the facts, not their event ids: the caller records those when it is safe to."""
+    """Adds the facts, not their event ids: the caller records those when it is safe to.
+
+    In an order where no prefix of the commands proves a step complete that neither the state
+    before nor the state after all of them proves (the fallback sends them one by one): what
+    can only make a step incomplete first (a FAILED_CRITICALLY outcome), then the roster (which
+    fixes which essays must finish), failures, successes, and last the outcomes that finish a
+    step. A reader between two commands thus never prunes a step the whole change keeps.
+    """
+    failing = {s: o for s, o in facts.outcomes.items() if not outcome_finishes_step(o.status)}
+    finishing = {s: o for s, o in facts.outcomes.items() if outcome_finishes_step(o.status)}
+    if failing:
+        pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in failing.items()))
     for source, roster in facts.rosters.items():
         # The marker makes even an empty roster a set that exists.
         pipe.sadd(keys.roster(source), ROSTER_MARKER, *roster)
-    for target, by_step in ((keys.succeeded, facts.succeeded), (keys.failed, facts.failed)):
+    for target, by_step in ((keys.failed, facts.failed), (keys.succeeded, facts.succeeded)):
         members = [essay_member(step, essay) for step, ids in by_step.items() for essay in ids]
         if members:
             pipe.sadd(target, *members)
-    if facts.outcomes:
-        pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in facts.outcomes.items()))
+    if finishing:
+        pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in finishing.items()))
     if facts.rosters or facts.succeeded or facts.failed or facts.outcomes:
         # After the facts: a count kept before this point is dropped, one made after it saw
         # them (see counts.py).
