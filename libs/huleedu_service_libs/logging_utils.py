@@ -68,6 +68,11 @@ def bound_context(**values: Any) -> Iterator[None]:
         yield
 
 
+def bind_log_context(**values: Any) -> None:
+    """Binds values to every later log line of this task (a request), until cleared."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
 def bind_correlation_id(correlation_id: str) -> None:
     structlog.contextvars.bind_contextvars(**{CORRELATION_ID_KEY: correlation_id})
 

@@ -109,3 +109,9 @@ class BcsMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.internal_auth_failures = Counter(
+            "bcs_internal_auth_failures_total",
+            "Requests to /internal/ routes refused for a missing or invalid X-Internal-API-Key.",
+            ["reason"],
+            registry=registry,
+        )

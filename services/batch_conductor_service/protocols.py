@@ -2,7 +2,7 @@
 are wired in wiring/providers.py."""
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_report import BatchReport
@@ -42,7 +42,15 @@ class BatchStateRepositoryProtocol(Protocol):
 
 
 class PipelineResolutionServiceProtocol(Protocol):
-    async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution: ...
+    async def resolve(
+        self,
+        batch_id: str,
+        requested_pipeline: str,
+        batch_metadata: Mapping[str, Any] | None = None,
+    ) -> Resolution:
+        """Raises UnknownPipelineError, PreconditionFailedError (a flag that pipelines.yaml
+        requires is missing or falsy in batch_metadata) or StateStoreUnavailableError."""
+        ...
 
 
 class BatchInspectionServiceProtocol(Protocol):

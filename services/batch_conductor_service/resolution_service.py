@@ -1,3 +1,10 @@
+from collections.abc import Mapping
+from typing import Any
+
+from batch_conductor_service.domain.preconditions import (
+    PreconditionFailedError,
+    check_preconditions,
+)
 from batch_conductor_service.domain.resolution_rules import (
     Resolution,
     UnknownPipelineError,
@@ -24,11 +31,22 @@ class PipelineResolutionService:
         self._repository = repository
         self._metrics = metrics
 
-    async def resolve(self, batch_id: str, requested_pipeline: str) -> Resolution:
+    async def resolve(
+        self,
+        batch_id: str,
+        requested_pipeline: str,
+        batch_metadata: Mapping[str, Any] | None = None,
+    ) -> Resolution:
         try:
             request = plan(self._graph, requested_pipeline)
         except UnknownPipelineError:
             self._metrics.pipeline_resolutions.labels("unknown_pipeline").inc()
+            raise
+        try:
+            # Before any state is read: a refused request costs no round trip.
+            check_preconditions(self._graph, request, batch_metadata)
+        except PreconditionFailedError:
+            self._metrics.pipeline_resolutions.labels("precondition_failed").inc()
             raise
         try:
             counts = await self._repository.get_counts(batch_id)

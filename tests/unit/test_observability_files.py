@@ -48,6 +48,7 @@ def exercised_metrics() -> CollectorRegistry:
     metrics.repository_read_fallbacks.inc()
     metrics.state_rebuilds.inc()
     metrics.unplaced_results.labels("parked").inc()
+    metrics.internal_auth_failures.labels("missing").inc()
     return registry
 
 

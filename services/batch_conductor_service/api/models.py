@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from batch_conductor_service.domain.batch_report import BatchReport, StepReport
 from batch_conductor_service.domain.resolution_rules import Resolution
-from common_core.events.building_blocks import Identifier, printable
+from common_core.events.building_blocks import Identifier, StepName, printable
 
 
 class PipelineDefineRequest(BaseModel):
@@ -22,6 +22,26 @@ class PipelineDefineRequest(BaseModel):
     # Any string is accepted; only a printable one of at most 255 characters is adopted.
     correlation_id: str | None = None
     batch_metadata: dict[str, Any] | None = None
+
+
+class PhaseCompleteRequest(BaseModel):
+    """What the current BOS's `report_phase_completion` sends."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    batch_id: Identifier
+    phase_name: StepName = Field(description="A step of pipelines.yaml.")
+    # The original defaulted a missing `success` to true; a non-boolean is refused.
+    success: StrictBool = True
+    correlation_id: str | None = None
+
+
+class PhaseCompleteResponse(BaseModel):
+    status: str = Field(description="Always 'recorded'.")
+    batch_id: str
+    phase_name: str
+    success: bool
+    duplicate: bool = Field(description="The same report was recorded before.")
 
 
 class PrunedStepModel(BaseModel):

@@ -8,6 +8,8 @@ from quart import Blueprint, Response
 from batch_conductor_service.api.models import (
     BatchInspectionResponse,
     ErrorResponse,
+    PhaseCompleteRequest,
+    PhaseCompleteResponse,
     PipelineDefineRequest,
     PipelineDefineResponse,
 )
@@ -36,6 +38,8 @@ def openapi_document() -> dict[str, Any]:
         PipelineDefineRequest,
         PipelineDefineResponse,
         BatchInspectionResponse,
+        PhaseCompleteRequest,
+        PhaseCompleteResponse,
         ErrorResponse,
     ):
         schema = model.model_json_schema(ref_template=_REF)
@@ -105,6 +109,29 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/internal/v1/phases/complete": {
+                "post": {
+                    "summary": "Record a batch-level outcome of one step, as BOS reports it: "
+                    "success completes the step, failure leaves it not complete",
+                    "operationId": "completePhase",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="PhaseCompleteRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json_body(
+                            "PhaseCompleteResponse", "Recorded (a repeated report too)."
+                        ),
+                        "400": _error("Not JSON, not an object, invalid fields, unknown phase."),
+                        "401": _error("BCS_INTERNAL_API_KEY is set and the key is wrong."),
+                        "503": _error("Batch state cannot be written now."),
+                    },
+                }
+            },
             "/internal/v1/batches/{batch_id}": {
                 "get": {
                     "summary": "What BCS knows of a batch: roster, each step's outcomes and "
@@ -158,7 +185,13 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            # Required on every /internal/ route only when BCS_INTERNAL_API_KEY is set.
+            "securitySchemes": {
+                "InternalApiKey": {"type": "apiKey", "in": "header", "name": "X-Internal-API-Key"}
+            },
+        },
     }
 
 

@@ -11,6 +11,7 @@ from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PipelineDefineRequest, PipelineDefineResponse
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
+from batch_conductor_service.domain.preconditions import PreconditionFailedError
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
@@ -64,5 +65,12 @@ async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Res
         # Free-form and up to the body limit in size: its keys tell enough for a log line.
         batch_metadata_keys=[clip_id(k) for k in sorted(payload.batch_metadata or {})[:20]],
     )
-    resolution = await service.resolve(payload.batch_id, payload.requested_pipeline)
+    try:
+        resolution = await service.resolve(
+            payload.batch_id, payload.requested_pipeline, payload.batch_metadata
+        )
+    except PreconditionFailedError as exc:
+        return error_response(
+            400, "precondition_failed", {"message": str(exc), "flags": sorted(exc.failed)}
+        )
     return json_response(200, PipelineDefineResponse.from_resolution(resolution).model_dump())

@@ -2,7 +2,7 @@
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,6 +35,17 @@ class PipelineDefinition(BaseModel):
 
     description: str = ""
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
+    # Flags of the request's `batch_metadata` that must be truthy for this pipeline to be
+    # resolved (domain/preconditions.py); a request without batch_metadata is not checked.
+    requires_batch_metadata: tuple[str, ...] = ()
+
+    @field_validator("requires_batch_metadata")
+    @classmethod
+    def _flag_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for flag in value:
+            if not flag or flag != flag.strip() or len(flag) > 100:
+                raise ValueError(f"invalid batch_metadata flag name {flag!r}")
+        return value
 
 
 class PipelinesFile(BaseModel):
@@ -62,6 +73,8 @@ class StepGraph:
     order: tuple[str, ...]
     # Every step each step depends on, directly or not; computed once at load.
     upstream: Mapping[str, frozenset[str]]
+    # Pipeline name -> the batch_metadata flags a request for it must carry truthy.
+    preconditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def dependencies(self, step: str) -> tuple[str, ...]:
         return self.steps[step].depends_on
@@ -126,7 +139,18 @@ def build_step_graph(config: PipelinesFile) -> StepGraph:
     for name in order:  # dependencies first, so theirs are already known
         direct = steps[name].depends_on
         upstream[name] = frozenset(direct).union(*(upstream[dep] for dep in direct))
-    return StepGraph(steps=steps, pipelines=pipelines, order=order, upstream=upstream)
+    preconditions = {
+        name: pipeline.requires_batch_metadata
+        for name, pipeline in config.pipelines.items()
+        if pipeline.requires_batch_metadata
+    }
+    return StepGraph(
+        steps=steps,
+        pipelines=pipelines,
+        order=order,
+        upstream=upstream,
+        preconditions=preconditions,
+    )
 
 
 def _topological_order(steps: Mapping[str, StepDefinition]) -> tuple[str, ...]:

@@ -8,7 +8,9 @@ from quart import Quart
 
 from batch_conductor_service.api.batch_routes import batch_bp
 from batch_conductor_service.api.health_routes import health_bp
+from batch_conductor_service.api.internal_auth import require_internal_api_key
 from batch_conductor_service.api.openapi_routes import openapi_bp
+from batch_conductor_service.api.phase_routes import phase_bp
 from batch_conductor_service.api.pipeline_routes import pipeline_bp
 from batch_conductor_service.consumer.translation import STEPS_REPORTED_BY_EVENTS
 from batch_conductor_service.domain.pipelines_file import load_pipelines
@@ -39,10 +41,14 @@ def create_app(
     app.config["BODY_TIMEOUT"] = settings.REQUEST_BODY_TIMEOUT_SECONDS
     app.register_blueprint(health_bp)
     app.register_blueprint(pipeline_bp)
+    app.register_blueprint(phase_bp)
     app.register_blueprint(batch_bp)
     app.register_blueprint(openapi_bp)
     metrics.http.instrument(app)
     setup_request_context(app)
+    if settings.INTERNAL_API_KEY is not None:
+        # After the request context is set up: its log context is cleared first.
+        require_internal_api_key(app, settings.INTERNAL_API_KEY.get_secret_value(), metrics)
     setup_error_mapping(app)
     setup_lifecycle(app, build_container(settings, graph, metrics, providers))
     return app

@@ -22,6 +22,7 @@ from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
 from batch_conductor_service.inspection_service import BatchInspectionService
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.phase_reports import PhaseReportService
 from batch_conductor_service.protocols import (
     BatchInspectionServiceProtocol,
     BatchStateRepositoryProtocol,
@@ -49,6 +50,13 @@ class ServiceProvider(Provider):
     scope = Scope.APP
 
     resolution = provide(PipelineResolutionService, provides=PipelineResolutionServiceProtocol)
+
+    @provide
+    def phase_reports(
+        self, graph: StepGraph, repository: BatchStateRepositoryProtocol
+    ) -> PhaseReportService:
+        return PhaseReportService(graph, repository)
+
     inspection = provide(BatchInspectionService, provides=BatchInspectionServiceProtocol)
 
 

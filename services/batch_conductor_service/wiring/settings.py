@@ -4,7 +4,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common_core.validation_errors import field_problems
@@ -18,7 +18,9 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-_SECRET_BEARING = frozenset({"REDIS_URL", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"})
+_SECRET_BEARING = frozenset(
+    {"REDIS_URL", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "INTERNAL_API_KEY"}
+)
 
 
 class SettingsError(ValueError):
@@ -30,7 +32,11 @@ Seconds = Annotated[float, Field(gt=0)]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
@@ -88,6 +94,13 @@ class Settings(BaseSettings):
     CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     CIRCUIT_RESET_SECONDS: Seconds = 10.0
 
+    # The platform's shared secret for internal routes (header X-Internal-API-Key), also read
+    # under the platform's own name. Unset, no /internal/ route asks for a key.
+    INTERNAL_API_KEY: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BCS_INTERNAL_API_KEY", "HULEEDU_INTERNAL_API_KEY"),
+    )
+
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -112,7 +125,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with postgresql:// or postgres://")
         return value
 
-    @field_validator("DATABASE_URL", mode="before")
+    @field_validator("DATABASE_URL", "INTERNAL_API_KEY", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

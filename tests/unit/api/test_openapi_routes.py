@@ -8,6 +8,7 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
         "/internal/v1/pipelines/define",
+        "/internal/v1/phases/complete",
         "/internal/v1/batches/{batch_id}",
         "/healthz",
         "/metrics",
@@ -15,6 +16,9 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
     }
     define = document["paths"]["/internal/v1/pipelines/define"]["post"]
     assert set(define["responses"]) == {"200", "400", "413", "500", "503"}
+    complete = document["paths"]["/internal/v1/phases/complete"]["post"]
+    assert set(complete["responses"]) == {"200", "400", "401", "503"}
+    assert "PhaseCompleteRequest" in document["components"]["schemas"]
     inspect = document["paths"]["/internal/v1/batches/{batch_id}"]["get"]
     assert set(inspect["responses"]) == {"200", "400", "404", "503"}
 

@@ -71,7 +71,7 @@ async def test_unknown_extra_fields_are_ignored(client: Client) -> None:
         json={
             "batch_id": "b1",
             "requested_pipeline": "nlp",
-            "batch_metadata": {"course": "ENG5"},
+            "batch_metadata": {"course": "ENG5", "prompt_attached": True},
             "priority": "high",
             "client_version": 7,
         },

@@ -1,0 +1,50 @@
+"""The platform's internal API key on every /internal/ route, when BCS_INTERNAL_API_KEY (or
+HULEEDU_INTERNAL_API_KEY) is set.
+
+The current platform's services send `X-Internal-API-Key` (the shared secret) and
+`X-Service-ID` (who calls). A missing or wrong key gets 401 with a JSON body and is counted;
+the caller's service id goes into the log line either way. /healthz, /metrics and
+/openapi.json stay open: probes and scrapers hold no key. Unset, nothing is required (the
+current BOS sends BCS no key), and the write endpoint /internal/v1/phases/complete is then
+open to anything that reaches the port.
+"""
+
+import hmac
+
+from quart import Quart, Response, request
+
+from batch_conductor_service.api.responses import error_response
+from batch_conductor_service.metrics import BcsMetrics
+from huleedu_service_libs.log_bounds import clip_id
+from huleedu_service_libs.logging_utils import bind_log_context, get_logger
+
+KEY_HEADER = "X-Internal-API-Key"
+SERVICE_HEADER = "X-Service-ID"
+GUARDED_PREFIX = "/internal/"
+
+logger = get_logger(__name__)
+
+
+def require_internal_api_key(app: Quart, key: str, metrics: BcsMetrics) -> None:
+    expected = key.encode("utf-8")
+
+    @app.before_request
+    async def _check_key() -> Response | None:
+        if not request.path.startswith(GUARDED_PREFIX):
+            return None
+        service_id = clip_id(request.headers.get(SERVICE_HEADER)) or "unknown"
+        bind_log_context(caller_service=service_id)
+        supplied = request.headers.get(KEY_HEADER)
+        if supplied is None:
+            reason = "missing"
+        elif hmac.compare_digest(supplied.encode("utf-8"), expected):
+            return None
+        else:
+            reason = "invalid"
+        metrics.internal_auth_failures.labels(reason).inc()
+        logger.warning(
+            "internal_api_key_refused", reason=reason, caller_service=service_id, path=request.path
+        )
+        return error_response(
+            401, "unauthorized", f"{reason} {KEY_HEADER}: this route needs the internal API key"
+        )

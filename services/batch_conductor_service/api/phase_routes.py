@@ -1,0 +1,56 @@
+"""POST /internal/v1/phases/complete: BOS reports a batch-level step outcome (current BOS;
+CONTRACTS.md section 1). 200 recorded (also for a repeat), 400 bad body or unknown phase, 503
+when the store cannot take it (the app's error mapping)."""
+
+from typing import Any
+
+import orjson
+from dishka import FromDishka
+from pydantic import ValidationError
+from quart import Blueprint, Response, request
+from quart_dishka import inject
+
+from batch_conductor_service.api.correlation import adopt_correlation_id
+from batch_conductor_service.api.models import PhaseCompleteRequest, PhaseCompleteResponse
+from batch_conductor_service.api.responses import error_response, json_response
+from batch_conductor_service.domain.batch_state import ApplyResult
+from batch_conductor_service.phase_reports import PhaseReportService, UnknownPhaseError
+from common_core.validation_errors import field_problems
+
+phase_bp = Blueprint("phases", __name__, url_prefix="/internal/v1/phases")
+
+
+@phase_bp.post("/complete")
+@inject
+async def complete_phase(service: FromDishka[PhaseReportService]) -> Response:
+    data = await request.get_data(as_text=False)
+    try:
+        body: Any = orjson.loads(data if isinstance(data, bytes) else data.encode())
+    except orjson.JSONDecodeError:
+        return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
+    if not isinstance(body, dict):
+        return error_response(400, "invalid_request", "request body must be a JSON object")
+    adopt_correlation_id(body.get("correlation_id"))
+    try:
+        payload = PhaseCompleteRequest.model_validate(body)
+    except ValidationError as exc:
+        detail = [{"field": p.field, "message": p.message} for p in field_problems(exc)]
+        return error_response(400, "validation_failed", detail)
+    try:
+        result = await service.record(
+            payload.batch_id, payload.phase_name, payload.success, payload.correlation_id
+        )
+    except UnknownPhaseError as exc:
+        return error_response(
+            400,
+            "unknown_phase",
+            {"message": str(exc), "known_steps": exc.known_steps},
+        )
+    response = PhaseCompleteResponse(
+        status="recorded",
+        batch_id=payload.batch_id,
+        phase_name=payload.phase_name,
+        success=payload.success,
+        duplicate=result is ApplyResult.DUPLICATE,
+    )
+    return json_response(200, response.model_dump())

@@ -1,0 +1,51 @@
+"""Records the batch-level step outcomes BOS reports over HTTP, through the repository that
+events write to."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from batch_conductor_service.domain.batch_state import ApplyResult
+from batch_conductor_service.domain.phase_report import reported_phase_change
+from batch_conductor_service.domain.step_graph import StepGraph
+from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from huleedu_service_libs.log_bounds import clip_id
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+
+class UnknownPhaseError(LookupError):
+    def __init__(self, phase_name: str, known_steps: list[str]):
+        super().__init__(f"unknown phase {phase_name!r}")
+        self.phase_name = phase_name
+        self.known_steps = known_steps
+
+
+class PhaseReportService:
+    def __init__(
+        self,
+        graph: StepGraph,
+        repository: BatchStateRepositoryProtocol,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._graph = graph
+        self._repository = repository
+        self._clock = clock
+
+    async def record(
+        self, batch_id: str, phase_name: str, success: bool, correlation_id: str | None
+    ) -> ApplyResult:
+        """Raises UnknownPhaseError for a step pipelines.yaml lacks (its outcome could never
+        prune anything), StateStoreUnavailableError when the store cannot take it."""
+        if phase_name not in self._graph.steps:
+            raise UnknownPhaseError(phase_name, list(self._graph.order))
+        change = reported_phase_change(batch_id, phase_name, success, correlation_id, self._clock())
+        result = await self._repository.apply(change)
+        logger.info(
+            "phase_completion_recorded",
+            batch_id=clip_id(batch_id),
+            phase_name=phase_name,
+            success=success,
+            result=result.value,
+        )
+        return result

@@ -1,0 +1,220 @@
+"""The current platform's HTTP conventions: POST /internal/v1/phases/complete, preconditions
+from pipelines.yaml (prompt_attached), and the internal API key."""
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from quart.typing import TestClientProtocol as Client
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from batch_conductor_service.domain.pipelines_file import parse_pipelines
+from batch_conductor_service.domain.step_graph import PipelineConfigError
+from batch_conductor_service.wiring.settings import load_settings
+from tests.unit.api.test_pipeline_routes import StoreDown
+from tests.unit.conftest import AppFactory, repository_provider
+
+DEFINE = "/internal/v1/pipelines/define"
+COMPLETE = "/internal/v1/phases/complete"
+
+
+async def define(client: Client, pipeline: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+    body = {"batch_id": "b1", "requested_pipeline": pipeline, **extra}
+    response = await client.post(DEFINE, json=body)
+    return response.status_code, await response.get_json()
+
+
+# --- POST /internal/v1/phases/complete ---------------------------------------------------
+
+
+async def test_a_successful_phase_report_completes_the_step(client: Client) -> None:
+    response = await client.post(
+        COMPLETE, json={"batch_id": "b1", "phase_name": "spellcheck", "success": True}
+    )
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert body["status"] == "recorded"
+    assert (body["batch_id"], body["phase_name"], body["duplicate"]) == ("b1", "spellcheck", False)
+    assert (await define(client, "cj_assessment"))[1]["final_pipeline"] == ["cj_assessment"]
+
+
+async def test_a_failed_phase_report_leaves_the_step_to_run(client: Client) -> None:
+    await client.post(COMPLETE, json={"batch_id": "b1", "phase_name": "spellcheck"})
+    response = await client.post(
+        COMPLETE, json={"batch_id": "b1", "phase_name": "spellcheck", "success": False}
+    )
+    assert response.status_code == 200
+    _, body = await define(client, "cj_assessment")
+    assert body["final_pipeline"] == ["spellcheck", "cj_assessment"]
+
+
+async def test_a_repeated_report_is_recorded_once(client: Client) -> None:
+    report = {"batch_id": "b1", "phase_name": "nlp", "success": True}
+    first = await (await client.post(COMPLETE, json=report)).get_json()
+    again = await (await client.post(COMPLETE, json=report)).get_json()
+    assert (first["duplicate"], again["duplicate"]) == (False, True)
+    assert again["status"] == "recorded"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"batch_id": "b1", "phase_name": "grammar"}, "unknown_phase"),
+        ({"batch_id": "b1"}, "validation_failed"),
+        ({"phase_name": "nlp"}, "validation_failed"),
+        ({"batch_id": "b1", "phase_name": "nlp", "success": "yes"}, "validation_failed"),
+        ({"batch_id": "", "phase_name": "nlp"}, "validation_failed"),
+        (["b1", "nlp"], "invalid_request"),
+    ],
+)
+async def test_a_bad_phase_report_is_a_400(client: Client, body: Any, error: str) -> None:
+    response = await client.post(COMPLETE, json=body)
+    assert response.status_code == 400
+    assert (await response.get_json())["error"] == error
+
+
+async def test_a_phase_report_that_is_not_json_is_a_400(client: Client) -> None:
+    response = await client.post(COMPLETE, data=b"{oops", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400
+    assert (await response.get_json())["error"] == "invalid_json"
+
+
+async def test_a_phase_report_while_the_store_is_down_is_a_503(make_app: AppFactory) -> None:
+    app = make_app(providers=[repository_provider(StoreDown())])  # type: ignore[arg-type]
+    async with app.test_app():
+        response = await app.test_client().post(
+            COMPLETE, json={"batch_id": "b1", "phase_name": "nlp", "success": True}
+        )
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers
+
+
+# --- preconditions from pipelines.yaml ---------------------------------------------------
+
+
+@pytest.mark.parametrize("pipeline", ["ai_feedback", "cj_assessment", "nlp"])
+@pytest.mark.parametrize(
+    ("metadata", "why"),
+    [({}, "missing"), ({"prompt_attached": False}, "is False"), ({"prompt_attached": 0}, "is 0")],
+)
+async def test_the_shipped_pipelines_need_a_prompt_when_metadata_is_sent(
+    client: Client, pipeline: str, metadata: dict[str, Any], why: str
+) -> None:
+    status, body = await define(client, pipeline, batch_metadata=metadata)
+    assert status == 400
+    assert body["error"] == "precondition_failed"
+    assert body["detail"]["flags"] == ["prompt_attached"]
+    assert f"batch_metadata.prompt_attached ({why})" in body["detail"]["message"]
+
+
+@pytest.mark.parametrize("flag", [True, "yes", 1])
+async def test_a_truthy_prompt_flag_passes(client: Client, flag: object) -> None:
+    metadata = {"prompt_attached": flag, "prompt_source": "cms"}
+    status, body = await define(client, "ai_feedback", batch_metadata=metadata)
+    assert status == 200
+    assert body["final_pipeline"] == ["spellcheck", "nlp", "ai_feedback"]
+
+
+async def test_a_request_without_metadata_is_answered_as_before(client: Client) -> None:
+    status, body = await define(client, "cj_assessment")
+    assert (status, body["final_pipeline"]) == (200, ["spellcheck", "cj_assessment"])
+
+
+async def test_pipelines_without_preconditions_ignore_the_flag(client: Client) -> None:
+    for pipeline in ("comprehensive", "spellcheck"):
+        status, _ = await define(client, pipeline, batch_metadata={"prompt_attached": False})
+        assert status == 200, pipeline
+
+
+async def test_refusals_are_counted(make_app: AppFactory) -> None:
+    registry = CollectorRegistry()
+    app = make_app(registry=registry)
+    async with app.test_app():
+        await define(app.test_client(), "nlp", batch_metadata={})
+    labels = {"status": "precondition_failed"}
+    assert registry.get_sample_value("bcs_pipeline_resolutions_total", labels) == 1
+
+
+def test_a_pipeline_may_declare_any_flag_and_a_blank_one_is_refused() -> None:
+    text = """
+pipelines:
+  p:
+    steps: [{name: a, service_name: s, event_type: e, event_data_model: m}]
+    requires_batch_metadata: [teacher_approved]
+"""
+    assert parse_pipelines(text).preconditions == {"p": ("teacher_approved",)}
+    with pytest.raises(PipelineConfigError, match="flag"):
+        parse_pipelines(text.replace("teacher_approved", "' '"))
+
+
+# --- the internal API key ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def guarded(make_app: AppFactory) -> Any:
+    registry = CollectorRegistry()
+    app = make_app(registry=registry, INTERNAL_API_KEY="s3cret")
+    async with app.test_app():
+        yield app.test_client(), registry
+
+
+async def test_with_a_key_set_internal_routes_need_it(guarded: Any) -> None:
+    client, registry = guarded
+    report = {"batch_id": "b1", "phase_name": "nlp"}
+    for headers, reason in (({}, "missing"), ({"X-Internal-API-Key": "wrong"}, "invalid")):
+        for path, body in (
+            (DEFINE, {"batch_id": "b1", "requested_pipeline": "nlp"}),
+            (COMPLETE, report),
+        ):
+            response = await client.post(path, json=body, headers=headers)
+            assert response.status_code == 401, (path, reason)
+            assert (await response.get_json())["error"] == "unauthorized"
+        response = await client.get("/internal/v1/batches/b1", headers=headers)
+        assert response.status_code == 401
+        counted = registry.get_sample_value("bcs_internal_auth_failures_total", {"reason": reason})
+        assert counted == 3
+
+
+async def test_the_right_key_passes_and_the_callers_service_id_is_logged(guarded: Any) -> None:
+    client, _ = guarded
+    headers = {"X-Internal-API-Key": "s3cret", "X-Service-ID": "batch-orchestrator-service"}
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        response = await client.post(
+            DEFINE, json={"batch_id": "b1", "requested_pipeline": "spellcheck"}, headers=headers
+        )
+    assert response.status_code == 200
+    [requested] = [line for line in logs if line["event"] == "pipeline_define_requested"]
+    assert requested["caller_service"] == "batch-orchestrator-service"
+
+
+async def test_a_refusal_names_the_caller_in_its_log_line(guarded: Any) -> None:
+    client, _ = guarded
+    with capture_logs() as logs:
+        await client.post(COMPLETE, json={}, headers={"X-Service-ID": "rogue-service"})
+    [refusal] = [line for line in logs if line["event"] == "internal_api_key_refused"]
+    assert refusal["caller_service"] == "rogue-service"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/openapi.json"])
+async def test_probes_and_scrapers_need_no_key(guarded: Any, path: str) -> None:
+    client, _ = guarded
+    response = await client.get(path)
+    assert response.status_code in (200, 503)
+
+
+async def test_without_a_key_nothing_is_required(client: Client) -> None:
+    status, _ = await define(client, "spellcheck")
+    assert status == 200
+
+
+def test_the_key_is_read_under_either_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "platform-secret")
+    key = load_settings().INTERNAL_API_KEY
+    assert key is not None
+    assert key.get_secret_value() == "platform-secret"
+    monkeypatch.setenv("BCS_INTERNAL_API_KEY", "own-secret")
+    key = load_settings().INTERNAL_API_KEY
+    assert key is not None
+    assert key.get_secret_value() == "own-secret"
+    assert "own-secret" not in repr(load_settings())
