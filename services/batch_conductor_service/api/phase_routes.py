@@ -12,9 +12,9 @@ from quart_dishka import inject
 
 from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PhaseCompleteRequest, PhaseCompleteResponse
+from batch_conductor_service.api.phase_reports import PhaseReportService, UnknownPhaseError
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.domain.batch_state import ApplyResult
-from batch_conductor_service.phase_reports import PhaseReportService, UnknownPhaseError
 from common_core.validation_errors import field_problems
 
 phase_bp = Blueprint("phases", __name__, url_prefix="/internal/v1/phases")

@@ -10,6 +10,7 @@ from quart import Quart
 from quart_dishka import QuartDishka
 
 from batch_conductor_service import SERVICE_NAME
+from batch_conductor_service.api.phase_reports import PhaseReportService
 from batch_conductor_service.consumer.backoff import ExponentialBackoff
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
 from batch_conductor_service.consumer.client import new_consumer_client
@@ -22,7 +23,6 @@ from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
 from batch_conductor_service.inspection_service import BatchInspectionService
 from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.phase_reports import PhaseReportService
 from batch_conductor_service.protocols import (
     BatchInspectionServiceProtocol,
     BatchStateRepositoryProtocol,
