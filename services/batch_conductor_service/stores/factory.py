@@ -108,21 +108,26 @@ async def close_pool(pool: asyncpg.Pool, timeout_seconds: float) -> None:
         pool.terminate()
 
 
-async def open_postgres_pool(settings: Settings) -> asyncpg.Pool:
-    """A pool for DATABASE_URL, with the record's schema migrated; StartupError if it cannot."""
+async def create_postgres_pool(settings: Settings, max_size: int) -> asyncpg.Pool:
+    """A pool for DATABASE_URL; StartupError naming the variable (never its value) if not."""
     if settings.DATABASE_URL is None:
-        raise StartupError("BCS_DATABASE_URL is not set: there is no PostgreSQL record to open")
+        raise StartupError("BCS_DATABASE_URL is not set: there is no PostgreSQL to connect to")
     try:
-        pool = await asyncpg.create_pool(
+        return await asyncpg.create_pool(
             settings.DATABASE_URL,
             min_size=1,
-            max_size=settings.DATABASE_POOL_MAX_SIZE,
+            max_size=max_size,
             timeout=settings.DATABASE_TIMEOUT_SECONDS,
             command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         # The URL may carry a password, so the message names the variable, not its value.
         raise StartupError(f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}") from exc
+
+
+async def open_postgres_pool(settings: Settings) -> asyncpg.Pool:
+    """The record's pool, with its schema migrated."""
+    pool = await create_postgres_pool(settings, settings.DATABASE_POOL_MAX_SIZE)
     try:
         async with pool.acquire() as connection:
             applied = await ensure_schema(connection, settings.DATABASE_SCHEMA)

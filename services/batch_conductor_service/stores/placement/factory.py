@@ -5,9 +5,8 @@ clients is the DI container's (wiring/store_providers.py)."""
 
 import asyncpg
 
-from batch_conductor_service.errors import StartupError
 from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.stores.factory import make_breaker
+from batch_conductor_service.stores.factory import create_postgres_pool, make_breaker
 from batch_conductor_service.stores.placement.postgres import PostgresEssayPlacement
 from batch_conductor_service.stores.placement.redis import RedisEssayPlacement
 from batch_conductor_service.stores.redis.client import BatchStateRedis
@@ -31,18 +30,7 @@ def redis_placement(
 
 async def open_placement_pool(settings: Settings) -> asyncpg.Pool:
     """Its tables come from the record's migrations, which must have run before it is used."""
-    if settings.DATABASE_URL is None:
-        raise StartupError("BCS_DATABASE_URL is not set: there is no PostgreSQL placement")
-    try:
-        return await asyncpg.create_pool(
-            settings.DATABASE_URL,
-            min_size=1,
-            max_size=min(_POOL_SIZE, settings.DATABASE_POOL_MAX_SIZE),
-            timeout=settings.DATABASE_TIMEOUT_SECONDS,
-            command_timeout=settings.DATABASE_TIMEOUT_SECONDS,
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise StartupError(f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}") from exc
+    return await create_postgres_pool(settings, min(_POOL_SIZE, settings.DATABASE_POOL_MAX_SIZE))
 
 
 def postgres_placement(
