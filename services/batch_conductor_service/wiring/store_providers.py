@@ -56,10 +56,12 @@ class RedisStoreProvider(Provider):
         await client.aclose()
 
     @provide
-    def redis(
+    async def redis(
         self, client: BatchStateRedis, settings: Settings, metrics: BcsMetrics
     ) -> RedisBatchStateRepository:
-        return redis_repository(client, settings, metrics)
+        repository = redis_repository(client, settings, metrics)
+        await repository.check_eviction_policy()
+        return repository
 
 
 class RedisOnlyProvider(Provider):

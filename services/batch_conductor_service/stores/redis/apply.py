@@ -2,6 +2,7 @@
 after the last retry sent as plain set additions, which lose nothing as every write is a union."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.exceptions import WatchError
 from tenacity import (
@@ -16,6 +17,7 @@ from batch_conductor_service.domain.batch_facts import facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.integrity import held_markers, lost_sets, report_lost
 from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
 from batch_conductor_service.stores.redis.writes import (
     queue_event_ids,
@@ -70,10 +72,14 @@ class RedisBatchApplier:
         async with self._client.pipeline(transaction=True) as pipe:
             # Any write to the batch adds to its events set, so watching it covers the batch.
             await pipe.watch(keys.events)
-            seen = await pipe.smismember(keys.events, [PRESENT_MARKER, *_event_ids(changes)])
-            if only_if_held and not seen[0]:
+            markers = held_markers(keys)
+            seen = await pipe.smismember(
+                keys.events, [PRESENT_MARKER, *markers, *_event_ids(changes)]
+            )
+            held, seen_ids = seen[1 : 1 + len(markers)], seen[1 + len(markers) :]
+            if only_if_held and not (seen[0] and await self._sets_there(pipe, keys, held)):
                 return None
-            known = {c.event_id for c, s in zip(changes, seen[1:], strict=True) if s}
+            known = {c.event_id for c, s in zip(changes, seen_ids, strict=True) if s}
             results = _dedupe(changes, known)
             pipe.multi()
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
@@ -110,9 +116,32 @@ class RedisBatchApplier:
 
     async def _is_held(self, keys: BatchKeys) -> bool:
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.sismember(keys.events, PRESENT_MARKER)
-            (held,) = await pipe.execute()
-        return bool(held)
+            pipe.smismember(keys.events, [PRESENT_MARKER, *held_markers(keys)])
+            for _, key in keys.fact_sets:
+                pipe.exists(key)
+            (flags, *there) = await pipe.execute()
+        return bool(flags[0]) and self._none_lost(keys, flags[1:], there)
+
+    async def _sets_there(self, pipe: Any, keys: BatchKeys, held: list[Any]) -> bool:
+        """Under WATCH: whether every set marked held is there (one EXISTS of those)."""
+        marked = [key for (_, key), is_held in zip(keys.fact_sets, held, strict=True) if is_held]
+        if not marked:
+            return True
+        there = await pipe.exists(*marked)
+        if there == len(marked):
+            return True
+        # Which ones is only for the report; rare enough to ask again, one by one.
+        present = [
+            bool(await pipe.exists(key)) if h else False
+            for (_, key), h in zip(keys.fact_sets, held, strict=True)
+        ]
+        return self._none_lost(keys, held, present)
+
+    def _none_lost(self, keys: BatchKeys, held: list[Any], present: list[Any]) -> bool:
+        lost = lost_sets(keys, held, present)
+        if lost:
+            report_lost(self._metrics, keys, lost)
+        return not lost
 
 
 def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:

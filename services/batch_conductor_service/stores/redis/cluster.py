@@ -46,6 +46,13 @@ class WaitingRedisCluster:
         finally:
             self.leave_place()
 
+    async def config_get(self, pattern: str) -> Any:
+        await self.take_place()
+        try:
+            return await self.cluster.config_get(pattern, target_nodes=RedisCluster.PRIMARIES)
+        finally:
+            self.leave_place()
+
     async def aclose(self) -> None:
         await self.cluster.aclose()
 

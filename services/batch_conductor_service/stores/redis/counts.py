@@ -18,6 +18,7 @@ from batch_conductor_service.domain.batch_counts import BatchCounts, StepCounts
 from batch_conductor_service.domain.batch_facts import latest_per_step
 from batch_conductor_service.domain.batch_state import RosterSource
 from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.integrity import held_markers
 from batch_conductor_service.stores.redis.keys import (
     PRESENT_MARKER,
     ROSTER_MARKER,
@@ -27,12 +28,18 @@ from batch_conductor_service.stores.redis.keys import (
 )
 
 # KEYS: events, registered roster, ready roster, succeeded, failed, outcomes, counts.
-# ARGV: present marker, roster marker, separator.
+# ARGV: present marker, roster marker, separator, then the held markers of KEYS 2 to 6 (a set
+# marked held but gone was lost: the script answers LOST_REPLY, see integrity.py).
 # Field names: roster (-1 when unknown), source, bad:s and bad:f (members that do not parse),
 # and per step
 # s|f|rs|rf <separator> step (succeeded, failed only, and the same on the roster).
 COUNT_SCRIPT = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+for i = 2, 6 do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i + 2]) == 1 and redis.call('EXISTS', KEYS[i]) == 0 then
+    return -1
+  end
+end
 local counts = redis.call('HGETALL', KEYS[7])
 if #counts == 0 then
   local roster, source = nil, ''
@@ -72,6 +79,8 @@ if #counts == 0 then
 end
 return {counts, redis.call('SMEMBERS', KEYS[6])}
 """
+# The script's answer for a batch some of whose sets were lost.
+LOST_REPLY = -1
 COUNT_SCRIPT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()
 
 _UNPARSED_FIELDS = {"bad:s": "succeeded", "bad:f": "failed"}
@@ -88,7 +97,7 @@ async def read_batch_counts(client: BatchStateRedis, keys: BatchKeys) -> Any:
         keys.outcomes,
         keys.counts,
     )
-    args = (PRESENT_MARKER, ROSTER_MARKER, SEPARATOR)
+    args = (PRESENT_MARKER, ROSTER_MARKER, SEPARATOR, *held_markers(keys))
     try:
         return await client.evalsha(COUNT_SCRIPT_SHA, len(script_keys), *script_keys, *args)
     except NoScriptError:
@@ -99,7 +108,7 @@ async def read_batch_counts(client: BatchStateRedis, keys: BatchKeys) -> Any:
 def counts_from_reply(batch_id: str, reply: Any) -> tuple[BatchCounts | None, dict[str, int]]:
     """The counts (None when Redis does not hold the batch in full), and how many members of
     each set did not parse (by set name), for the caller to report."""
-    if not reply:
+    if not reply or reply == LOST_REPLY:
         return None, {}
     flat, outcome_members = reply
     fields = dict(zip(flat[::2], flat[1::2], strict=True))

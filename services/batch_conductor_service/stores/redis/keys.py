@@ -21,6 +21,10 @@ SEPARATOR = "\x1f"
 # full"; its absence means the batch is unknown or expired (and may need a rebuild).
 PRESENT_MARKER = "\x00present"
 
+# Prefix of the members of the events set that say which sets of facts the batch has
+# (BatchKeys.fact_sets). Like every marker it starts with NUL, which no event id can hold.
+HELD_MARKER_PREFIX = "\x00held:"
+
 # Added to a roster set with every roster written to it, so that an empty roster (a batch where no
 # essay became ready) is still there and still replaces the registered one. Stripped on read.
 ROSTER_MARKER = "\x00roster"
@@ -76,6 +80,19 @@ class BatchKeys:
 
     def roster(self, source: RosterSource) -> str:
         return self._key(f"roster:{source.value}")
+
+    @property
+    def fact_sets(self) -> tuple[tuple[str, str], ...]:
+        """(held marker, key) of every set of facts: a writer adds a set's marker to the events
+        set once the set holds something, so a read can tell a set that was lost (evicted, or
+        gone in a failover) from one never written."""
+        return (
+            (HELD_MARKER_PREFIX + "roster:registered", self.roster(RosterSource.REGISTERED)),
+            (HELD_MARKER_PREFIX + "roster:ready", self.roster(RosterSource.READY)),
+            (HELD_MARKER_PREFIX + "succeeded", self.succeeded),
+            (HELD_MARKER_PREFIX + "failed", self.failed),
+            (HELD_MARKER_PREFIX + "outcomes", self.outcomes),
+        )
 
     @property
     def all(self) -> tuple[str, ...]:

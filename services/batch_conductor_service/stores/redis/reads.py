@@ -8,6 +8,7 @@ from batch_conductor_service.domain.batch_state import RosterSource
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.errors import STORE
+from batch_conductor_service.stores.redis.integrity import held_markers, lost_sets, report_lost
 from batch_conductor_service.stores.redis.keys import (
     LAST_EVENT_MEMBER,
     PRESENT_MARKER,
@@ -39,14 +40,20 @@ async def read_batch_sets(client: BatchStateRedis, keys: BatchKeys) -> list[Any]
             # transaction passes on to the SMEMBERS reply parser, which rejects it.
             pipe.execute_command("SMEMBERS", key)
         pipe.execute_command("ZSCORE", keys.last_event, LAST_EVENT_MEMBER)
+        pipe.execute_command("SMISMEMBER", keys.events, *held_markers(keys))
         replies: list[Any] = await pipe.execute()
         return replies
 
 
 def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) -> BatchFacts | None:
-    """None when Redis does not hold the batch in full."""
-    present, registered, ready, succeeded, failed, outcomes, last_event_score = replies
+    """None when Redis does not hold the batch in full: never written, expired, or some of
+    its sets lost (integrity.py)."""
+    present, registered, ready, succeeded, failed, outcomes, last_event_score, held = replies
     if not present:
+        return None
+    lost = lost_sets(keys, held, [registered, ready, succeeded, failed, outcomes])
+    if lost:
+        report_lost(metrics, keys, lost)
         return None
     rosters: dict[RosterSource, frozenset[str]] = {}
     for source, ids in ((RosterSource.REGISTERED, registered), (RosterSource.READY, ready)):

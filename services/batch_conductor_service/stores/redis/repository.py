@@ -16,13 +16,19 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.stores.redis.apply import RedisBatchApplier
 from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.counts import counts_from_reply, read_batch_counts
+from batch_conductor_service.stores.redis.counts import (
+    LOST_REPLY,
+    counts_from_reply,
+    read_batch_counts,
+)
 from batch_conductor_service.stores.redis.errors import (
     STORE,
     STORE_ERRORS,
     cluster_outage_as_connection_error,
     guarded_redis_call,
 )
+from batch_conductor_service.stores.redis.eviction import eviction_detail, read_eviction_policy
+from batch_conductor_service.stores.redis.integrity import report_lost
 from batch_conductor_service.stores.redis.keys import BatchKeys
 from batch_conductor_service.stores.redis.reads import (
     facts_from_sets,
@@ -63,6 +69,8 @@ class RedisBatchStateRepository:
         self._prefix = key_prefix
         self._concurrency = max_concurrent_batches
         self._health_timeout = health_timeout_seconds
+        # Redis's maxmemory-policy; None until it could be read (eviction.py).
+        self.eviction_policy: str | None = None
         self._applier = RedisBatchApplier(
             client,
             ttl_seconds=ttl_seconds,
@@ -87,6 +95,8 @@ class RedisBatchStateRepository:
         """The batch's counts in one round trip, or None when Redis does not hold it in full."""
         keys = self.keys(batch_id)
         reply = await self._guarded("read", lambda: read_batch_counts(self._client, keys))
+        if reply == LOST_REPLY:
+            report_lost(self._metrics, keys, [name for name, _ in keys.fact_sets])
         counts, unparsed = counts_from_reply(batch_id, reply)
         for name, count in unparsed.items():
             report_unparsed(self._metrics, getattr(keys, name), count)
@@ -178,9 +188,17 @@ class RedisBatchStateRepository:
             # (a REDIS_URL naming a server without cluster mode): unhealthy too.
             detail["error"] = f"{type(exc).__name__}: {exc}"
             return {STORE: ComponentHealth(HealthState.UNHEALTHY, detail)}
+        if self.eviction_policy is None:
+            self.eviction_policy = await read_eviction_policy(self._client, self._health_timeout)
+        detail.update(eviction_detail(self.eviction_policy))
         if self._breaker.state is not CircuitState.CLOSED:
             return {STORE: ComponentHealth(HealthState.DEGRADED, detail)}
         return {STORE: ComponentHealth(HealthState.OK, detail)}
+
+    async def check_eviction_policy(self) -> None:
+        """Reads `maxmemory-policy` (at start-up); if Redis cannot be asked now, /healthz asks
+        again later."""
+        self.eviction_policy = await read_eviction_policy(self._client, self._health_timeout)
 
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         return await guarded_redis_call(self._breaker, self._metrics, operation, run)

@@ -35,18 +35,28 @@ def queue_facts(pipe: Pipe, keys: BatchKeys, facts: BatchFacts) -> None:
     """
     failing = {s: o for s, o in facts.outcomes.items() if not outcome_finishes_step(o.status)}
     finishing = {s: o for s, o in facts.outcomes.items() if outcome_finishes_step(o.status)}
+    markers = dict(keys.fact_sets)
+    written: list[str] = []
+
+    def add(key: str, *members: str) -> None:
+        pipe.sadd(key, *members)
+        written.append(key)
+
     if failing:
-        pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in failing.items()))
+        add(keys.outcomes, *(outcome_member(s, o) for s, o in failing.items()))
     for source, roster in facts.rosters.items():
         # The marker makes even an empty roster a set that exists.
-        pipe.sadd(keys.roster(source), ROSTER_MARKER, *roster)
+        add(keys.roster(source), ROSTER_MARKER, *roster)
     for target, by_step in ((keys.failed, facts.failed), (keys.succeeded, facts.succeeded)):
         members = [essay_member(step, essay) for step, ids in by_step.items() for essay in ids]
         if members:
-            pipe.sadd(target, *members)
+            add(target, *members)
     if finishing:
-        pipe.sadd(keys.outcomes, *(outcome_member(s, o) for s, o in finishing.items()))
-    if facts.rosters or facts.succeeded or facts.failed or facts.outcomes:
+        add(keys.outcomes, *(outcome_member(s, o) for s, o in finishing.items()))
+    if written:
+        # After the sets they name: a set's held marker never precedes what it vouches for.
+        held = {marker for marker, key in markers.items() if key in written}
+        pipe.sadd(keys.events, *sorted(held))
         # After the facts: a count kept before this point is dropped, one made after it saw
         # them (see counts.py).
         pipe.delete(keys.counts)
