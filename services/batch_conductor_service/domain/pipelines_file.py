@@ -19,6 +19,14 @@ def parse_pipelines(text: str, source: str = "<string>") -> StepGraph:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PipelineConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        # Said plainly: the validator's words for this ("<root>: Input should be a valid
+        # dictionary or instance of PipelinesFile") name a class, not the file's shape.
+        found = "the file is empty" if raw is None else f"it holds a {_yaml_kind(raw)}"
+        raise PipelineConfigError(
+            f"{source}: expected a mapping with a 'pipelines' key (and optionally 'steps'), "
+            f"but {found}"
+        )
     try:
         config = PipelinesFile.model_validate(raw)
     except ValidationError as exc:
@@ -36,3 +44,11 @@ def load_pipelines(path: Path) -> StepGraph:
     except OSError as exc:
         raise PipelineConfigError(f"cannot read pipelines file {path}: {exc.strerror}") from exc
     return parse_pipelines(text, source=str(path))
+
+
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "plain string"
+    return type(value).__name__

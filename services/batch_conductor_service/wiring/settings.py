@@ -140,11 +140,18 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for problem in field_problems(exc, root="?"):
-            field = problem.field.partition(".")[0].upper()
-            # A URL may carry a password: name the variable, never echo its value.
-            shown = "" if field in _SECRET_BEARING else f"={problem.input!r}"
-            message = problem.message.removeprefix("Value error, ")
-            problems.append(f"{ENV_PREFIX}{field}{shown}: {message}")
-        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+        raise settings_error(exc, _SECRET_BEARING) from None
+
+
+def settings_error(
+    exc: ValidationError, secret_fields: frozenset[str] = frozenset()
+) -> SettingsError:
+    """One message naming every BCS_* variable a validation rejected."""
+    problems = []
+    for problem in field_problems(exc, root="?"):
+        field = problem.field.partition(".")[0].upper()
+        # A URL may carry a password: name the variable, never echo its value.
+        shown = "" if field in secret_fields else f"={problem.input!r}"
+        message = problem.message.removeprefix("Value error, ")
+        problems.append(f"{ENV_PREFIX}{field}{shown}: {message}")
+    return SettingsError("invalid setting " + "; ".join(problems))

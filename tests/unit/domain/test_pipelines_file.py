@@ -95,7 +95,10 @@ def test_same_step_defined_identically_in_two_pipelines_is_one_step() -> None:
     ("text", "fragment"),
     [
         ("pipelines: [1, 2", "not valid YAML"),
-        ("[]", "Input should be a valid dictionary"),
+        ("[]", "expected a mapping with a 'pipelines' key .* but it holds a list"),
+        ("", "expected a mapping with a 'pipelines' key .* but the file is empty"),
+        ("# only a comment\n", "but the file is empty"),
+        ("pipelines", "but it holds a plain string"),
         ("pipelines: {}", "pipelines"),
         ("pipelines:\n  p:\n    steps: []\n", "pipelines.p.steps"),
         (config(pipeline("p", step("Bad-Name"))), "pipelines.p.steps.0.name"),

@@ -1,6 +1,8 @@
 import os
+import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,102 @@ def test_unreachable_database_stops_start_up_saying_why() -> None:
     assert result.stderr.startswith("bcs: start-up failed:")
     assert "cannot connect to the PostgreSQL of BCS_DATABASE_URL" in result.stderr
     assert "postgres@127.0.0.1" not in result.stderr
+
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "batch_conductor_service"],
+        [str(BIN / "bcs")],
+    ],
+)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_usage_and_exits_without_starting(command: list[str], flag: str) -> None:
+    result = subprocess.run(
+        [*command, flag], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: bcs")
+    for command_name in ("inspect", "dlq"):
+        assert command_name in result.stdout
+    assert "serving" not in result.stdout + result.stderr
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = subprocess.run(
+        [str(BIN / "bcs"), "--version"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"bcs {version('huleedu-batch-conductor-service')}"
+
+
+@pytest.mark.parametrize("subcommand", [["inspect"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]])
+def test_every_subcommand_has_help(subcommand: list[str]) -> None:
+    result = subprocess.run(
+        [str(BIN / "bcs"), *subcommand, "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: bcs {' '.join(subcommand)}")
+
+
+def test_a_taken_port_is_one_line_naming_the_setting_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_bcs({"BCS_HTTP_HOST": "127.0.0.1", "BCS_HTTP_PORT": str(port)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"bcs: port {port} is already in use (BCS_HTTP_PORT={port}); "
+        "stop what listens there or choose another port"
+    ]
+    # Nothing started before the port was refused: no consumer, no store, no start-up log.
+    assert "service_started" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("content", ["", "[]\n", "just words\n"])
+def test_an_empty_or_wrong_shaped_pipelines_file_is_one_line_once(
+    tmp_path: Path, content: str
+) -> None:
+    bad = tmp_path / "pipelines.yaml"
+    bad.write_text(content)
+    result = run_bcs({"BCS_PIPELINES_PATH": str(bad), "BCS_HTTP_PORT": "0"})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"bcs: invalid pipeline configuration: {bad}: expected a mapping")
+    assert "invalid_pipeline_configuration" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value"),
+    [
+        ("bcs-dev", "BCS_DEV_BROKER_PORT", "abc"),
+        ("bcs-dev", "BCS_DEV_BROKER_PORT", "70000"),
+        ("bcs-demo", "BCS_DEMO_URL", "localhost:4002"),
+    ],
+)
+def test_dev_settings_are_validated_like_the_service_settings(
+    command: str, variable: str, value: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
+    result = subprocess.run(
+        [str(BIN / command)],
+        env={**clean, variable: value},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{command}: invalid setting {variable}={value!r}: ")

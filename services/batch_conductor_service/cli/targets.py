@@ -1,0 +1,36 @@
+"""Where the operator's commands find Kafka and the service: an explicit option, else the
+BCS_* setting, else the broker and service a running `bcs-dev` started, else the defaults."""
+
+import os
+
+from batch_conductor_service.dev.settings import load_dev_settings
+from batch_conductor_service.dev.state import DevRunState
+from batch_conductor_service.wiring.settings import Settings
+
+
+def _dev_run() -> DevRunState | None:
+    return DevRunState.read(load_dev_settings().DEV_STATE_FILE)
+
+
+def kafka_bootstrap_servers(option: str | None = None) -> str:
+    if option:
+        return option
+    if os.environ.get("BCS_KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["BCS_KAFKA_BOOTSTRAP_SERVERS"]
+    dev_run = _dev_run()
+    if dev_run is not None:
+        return dev_run.bootstrap_servers
+    return str(Settings.model_fields["KAFKA_BOOTSTRAP_SERVERS"].default)
+
+
+def service_url(option: str | None = None) -> str:
+    if option:
+        return option.rstrip("/")
+    explicit = load_dev_settings().DEMO_URL
+    if explicit:
+        return explicit.rstrip("/")
+    if not os.environ.get("BCS_HTTP_PORT"):
+        dev_run = _dev_run()
+        if dev_run is not None:
+            return dev_run.service_url
+    return f"http://127.0.0.1:{os.environ.get('BCS_HTTP_PORT', '4002')}"

@@ -1,0 +1,49 @@
+"""Sends the original payloads of chosen dead-letter records back to their topic. Repeating a
+replay is safe: BCS applies an event once by its id, whatever the number of deliveries."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from batch_conductor_service.dead_letter.reader import DeadLetterEntry
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayItem:
+    entry: DeadLetterEntry
+    payload: bytes | None
+    # Why this record cannot be replayed (then payload is None).
+    skipped: str | None = None
+
+
+def plan_replay(entries: Sequence[DeadLetterEntry], topic: str) -> list[ReplayItem]:
+    """What a replay would send, and what it must leave out and why; sends nothing."""
+    items = []
+    for entry in entries:
+        record = entry.record
+        if record is None:
+            items.append(ReplayItem(entry, None, entry.problem or "not a dead-letter record"))
+        elif record.original_topic != topic:
+            items.append(ReplayItem(entry, None, f"its original topic is {record.original_topic}"))
+        else:
+            try:
+                items.append(ReplayItem(entry, record.payload_bytes()))
+            except ValueError as exc:
+                items.append(ReplayItem(entry, None, str(exc)))
+    return items
+
+
+async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]) -> int:
+    """Publishes the replayable items in DLQ order; returns how many were sent."""
+    sendable = [item.payload for item in items if item.payload is not None]
+    if not sendable:
+        return 0
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    try:
+        await producer.start()
+        for payload in sendable:
+            await producer.send_and_wait(topic, payload)
+    finally:
+        await producer.stop()
+    return len(sendable)

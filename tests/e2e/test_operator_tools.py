@@ -1,0 +1,219 @@
+"""`bcs dlq list`, `bcs dlq replay` and `bcs inspect` against `bcs-dev` and its bundled broker,
+found through bcs-dev's state file as an operator at the same machine would."""
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from batch_conductor_service.dev.demo import sample_batch
+from common_core.events import DeadLetterRecord
+from common_core.topics import Topic, dlq_topic
+from tests.e2e.conftest import BIN, RunningService, run_tool
+
+SPELLCHECK = Topic.SPELLCHECK_COMPLETED.value
+
+
+def bcs(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    result = run_tool(
+        [str(BIN / "bcs"), *args], {"BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json")}
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def until(check: Any, what: str) -> Any:
+    for _ in range(300):
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def publish(bootstrap: str, messages: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for topic, value in messages:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def end_offset(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+
+
+def dead_letter(payload: bytes, offset: int) -> bytes:
+    """What the service sends when storing an event failed on every try."""
+    text, encoding = DeadLetterRecord.encode_payload(payload)
+    record = DeadLetterRecord(
+        original_payload=text,
+        original_payload_encoding=encoding,
+        original_topic=SPELLCHECK,
+        original_partition=0,
+        original_offset=offset,
+        reason="processing_failed",
+        error="store rejected the write",
+        failing_service="batch_conductor_service",
+        failed_at=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+    )
+    return record.model_dump_json().encode()
+
+
+def test_dead_letters_listed_replayed_and_the_batch_inspected(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    batch_id = f"ops-{time.time_ns()}"
+    events = sample_batch(batch_id)
+    roster_events = [(topic.value, value) for topic, value in events[:2]]
+    results = [value for _, value in events[2:]]
+    # The roster arrives; the spellcheck results went to the DLQ earlier (as if a store had
+    # failed); the service itself dead-letters a message that is not JSON.
+    asyncio.run(
+        publish(
+            bootstrap,
+            [
+                *roster_events,
+                *((dlq_topic(SPELLCHECK), dead_letter(v, i)) for i, v in enumerate(results)),
+                (SPELLCHECK, b"not json"),
+            ],
+        )
+    )
+
+    def listed() -> list[dict[str, Any]]:
+        code, out, err = bcs(tmp_path, "dlq", "list", SPELLCHECK, "--json")
+        assert code == 0, err
+        records: list[dict[str, Any]] = json.loads(out)
+        return records if len(records) == 4 else []
+
+    records = until(listed, "the service dead-letters the message that is not JSON")
+    by_reason = {
+        reason: [r for r in records if r["reason"] == reason]
+        for reason in ("processing_failed", "invalid_json")
+    }
+    assert [(r["partition"], r["offset"]) for r in by_reason["processing_failed"]] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+    ]
+    (service_record,) = by_reason["invalid_json"]
+    # The service's producer picks the DLQ partition; a record shows as P:O off partition 0.
+    shown_at = (
+        str(service_record["offset"])
+        if service_record["partition"] == 0
+        else f"{service_record['partition']}:{service_record['offset']}"
+    )
+    assert service_record["original_payload"] == "not json"
+    assert (service_record["original_partition"], service_record["original_offset"]) == (0, 0)
+    assert service_record["error"]
+
+    code, table, _ = bcs(tmp_path, "dlq", "list", SPELLCHECK, "--reason", "invalid_json")
+    assert code == 0
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["OFFSET", "FAILED", "AT"]
+    assert len(lines) == 3
+    assert lines[1].split()[0] == shown_at
+    assert "invalid_json" in lines[1]
+    assert " 0:0 " in lines[1]
+    assert lines[2] == f"1 record(s) in {SPELLCHECK}.DLQ with reason invalid_json"
+
+    def inspected() -> dict[str, Any]:
+        code, out, _ = bcs(tmp_path, "inspect", batch_id, "--json")
+        return json.loads(out) if code == 0 else {}
+
+    before = until(inspected, "the roster is applied")
+    assert before["roster"] == {"size": 3, "source": "ready"}
+    spellcheck = before["steps"][0]
+    assert (spellcheck["step"], spellcheck["essays_succeeded"], spellcheck["complete"]) == (
+        "spellcheck",
+        0,
+        False,
+    )
+
+    topic_end = asyncio.run(end_offset(bootstrap, SPELLCHECK))
+    code, dry, _ = bcs(
+        tmp_path, "dlq", "replay", SPELLCHECK, "--reason", "processing_failed", "--dry-run"
+    )
+    assert code == 0
+    assert dry.splitlines()[-1] == f"dry run: 3 of 3 selected record(s) would go to {SPELLCHECK}"
+    assert asyncio.run(end_offset(bootstrap, SPELLCHECK)) == topic_end
+
+    code, one, _ = bcs(
+        tmp_path,
+        "dlq",
+        "replay",
+        SPELLCHECK,
+        "--partition",
+        "0",
+        "--from-offset",
+        "1",
+        "--to-offset",
+        "1",
+        "--dry-run",
+    )
+    assert code == 0
+    assert one.splitlines()[0].startswith("would send offset 1: processing_failed")
+
+    for _ in range(2):  # replaying twice is safe: the second one is all duplicates
+        code, out, _ = bcs(tmp_path, "dlq", "replay", SPELLCHECK, "--reason", "processing_failed")
+        assert code == 0
+        assert out.splitlines()[-1] == f"replayed 3 of 3 selected record(s) to {SPELLCHECK}"
+
+    def pruned() -> dict[str, Any]:
+        batch = inspected()
+        return batch if batch and batch["steps"][0]["complete"] else {}
+
+    after = until(pruned, "the replayed results are applied")
+    assert after["steps"][0]["essays_succeeded"] == 3
+    assert after["steps"][0]["reason"] == (
+        "all 3 essays on the roster finished (3 succeeded, 0 failed)"
+    )
+    assert after["last_event_at"] is not None
+    code, terminal, _ = bcs(tmp_path, "inspect", batch_id)
+    assert code == 0
+    assert f"batch {batch_id}" in terminal
+    assert "3 essays (from the ready event)" in terminal
+    row = next(line for line in terminal.splitlines() if line.strip().startswith("spellcheck"))
+    assert row.split()[:3] == ["spellcheck", "3", "0"]
+    assert " yes " in row
+
+    def duplicates() -> bool:
+        _, _, body = dev_service.request("GET", "/metrics")
+        line = f'bcs_events_processed_total{{event_type="{SPELLCHECK}",outcome="duplicate"}} 3.0'
+        return line in body.decode()
+
+    until(duplicates, "the second replay is counted as three duplicates")
+
+
+def test_unknown_batch_and_empty_dead_letter_topic(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    code, _, err = bcs(tmp_path, "inspect", "never-seen")
+    assert code == 1
+    assert err.startswith("bcs: 404 batch_not_found: BCS holds no state for batch 'never-seen'")
+    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic")
+    assert code == 0
+    assert out.strip() == "no.such.topic.DLQ: no dead-letter records"
+    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic", "--json")
+    assert json.loads(out) == []
+
+
+def test_commands_say_plainly_when_nothing_answers(tmp_path: Path) -> None:
+    code, _, err = bcs(tmp_path, "inspect", "b1", "--url", "http://127.0.0.1:1")
+    assert code == 1
+    assert err.startswith("bcs: cannot ask the service at http://127.0.0.1:1:")
+    code, _, err = bcs(tmp_path, "dlq", "list", "t", "--bootstrap-servers", "127.0.0.1:1")
+    assert code == 1
+    assert err.startswith("bcs: cannot read from Kafka at 127.0.0.1:1:")
