@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from batch_conductor_service.dev.embedded_broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -71,6 +73,8 @@ def start_service(
             env={**clean, "BCS_HTTP_HOST": "127.0.0.1", "BCS_HTTP_PORT": str(port), **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group, so that stopping it reaches everything it started.
+            start_new_session=True,
         )
     service = RunningService(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 30
@@ -83,14 +87,20 @@ def start_service(
             return service
         except OSError:
             time.sleep(0.1)
-    process.kill()
+    kill_group(process)
     raise RuntimeError("service did not answer /healthz within 30 s")
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the process and every process of its group, then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def stop_if_running(service: RunningService) -> None:
     if service.process.poll() is None:
-        service.process.kill()
-        service.process.wait(10)
+        kill_group(service.process)
 
 
 @pytest.fixture
@@ -103,3 +113,31 @@ def service(tmp_path: Path) -> Iterator[RunningService]:
     )
     yield running
     stop_if_running(running)
+
+
+@pytest.fixture
+def dev_service(tmp_path: Path) -> Iterator[RunningService]:
+    """`bcs-dev` (what `make run` runs), its state file in tmp_path."""
+    running = start_service(
+        [str(BIN / "bcs-dev")],
+        {"BCS_DEV_BROKER_PORT": "0", "BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json")},
+        free_port(),
+        tmp_path / "dev.log",
+    )
+    yield running
+    stop_if_running(running)
+
+
+def run_tool(
+    command: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """One of the installed commands, with no BCS_* variable but those given."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
+    return subprocess.run(
+        command,
+        env={**clean, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

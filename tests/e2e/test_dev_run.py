@@ -2,35 +2,19 @@
 
 import json
 import os
+import signal
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
-import pytest
-
 from batch_conductor_service.dev.embedded_broker import free_port
-from tests.e2e.conftest import REPO_ROOT, RunningService, start_service, stop_if_running
-
-BIN = Path(sys.executable).parent
+from tests.e2e.conftest import BIN, RunningService, run_tool, start_service, stop_if_running
 
 
-@pytest.fixture
-def dev_service(tmp_path: Path) -> Iterator[RunningService]:
-    running = start_service(
-        [str(BIN / "bcs-dev")], {"BCS_DEV_BROKER_PORT": "0"}, free_port(), tmp_path / "dev.log"
-    )
-    yield running
-    stop_if_running(running)
-
-
-def broker_address(service: RunningService) -> str:
-    for line in service.log_lines():
-        if line.get("event") == "embedded_broker_started":
-            address: str = line["bootstrap_servers"]
-            return address
-    raise AssertionError("bcs-dev did not log the embedded broker's address")
+def dev_state(service: RunningService) -> dict[str, object]:
+    state_file = service.log_path.parent / "bcs-dev.json"
+    loaded: dict[str, object] = json.loads(state_file.read_text())
+    return loaded
 
 
 def accepts_connections(address: str) -> bool:
@@ -40,6 +24,24 @@ def accepts_connections(address: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def process_is_gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    # A zombie has exited; only its parent's wait() is missing.
+    return "\nState:\tZ" in status
+
+
+def wait_for_consumer_running(service: RunningService) -> None:
+    for _ in range(600):
+        _, _, body = service.request("GET", "/healthz")
+        if json.loads(body)["checks"]["kafka_consumer"]["state"] == "running":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the consumer did not join its group within a minute")
 
 
 def test_dev_run_serves_with_embedded_broker_and_memory_state(
@@ -52,25 +54,68 @@ def test_dev_run_serves_with_embedded_broker_and_memory_state(
     assert status == 200
     assert checks["repository"]["backend"] == "memory"
     assert "kafka_consumer" in checks
+    # The first lines tell a newcomer where the service is and how to reach the bcs command.
+    output = dev_service.log_path.read_text()
+    assert f"bcs-dev: starting the service on {dev_service.base_url}" in output
+    assert ".venv/bin/bcs --help" in output
 
 
-def test_demo_events_prune_spellcheck_then_sigterm_stops_broker_and_service(
-    dev_service: RunningService,
+def test_demo_finds_the_broker_bcs_dev_started_and_prunes_spellcheck(
+    dev_service: RunningService, tmp_path: Path
 ) -> None:
-    address = broker_address(dev_service)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
-    demo = subprocess.run(
-        [str(BIN / "bcs-demo")],
-        env={**env, "BCS_KAFKA_BOOTSTRAP_SERVERS": address, "BCS_DEMO_URL": dev_service.base_url},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # No broker address and no URL given: the demo reads them from bcs-dev's state file.
+    demo = run_tool([str(BIN / "bcs-demo")], {"BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json")})
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert f"broker {dev_state(dev_service)['bootstrap_servers']}" in demo.stdout
     assert "final_pipeline:   ['spellcheck', 'cj_assessment']" in demo.stdout
     assert "final_pipeline:   ['cj_assessment']" in demo.stdout
     assert "Pruned spellcheck: all 3 essays on the roster finished" in demo.stdout
 
-    assert dev_service.stop() == 0
+
+def test_ctrl_c_stops_the_service_then_the_broker_without_errors(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    address = str(dev_state(dev_service)["bootstrap_servers"])
+    wait_for_consumer_running(dev_service)
+    # Ctrl-C in a terminal signals the whole foreground process group.
+    os.killpg(dev_service.process.pid, signal.SIGINT)
+    assert dev_service.process.wait(timeout=60) == 0
+    lines = dev_service.log_lines()
+    events = [line.get("event") for line in lines]
+    assert "consumer_closed" in events
+    assert events.index("consumer_closed") < events.index("embedded_broker_stopped")
+    assert [line for line in lines if line.get("level") in ("error", "critical")] == []
     assert not accepts_connections(address)
+    assert not (tmp_path / "bcs-dev.json").exists()
+
+
+def test_a_quick_restart_gets_the_same_broker_port_and_the_demo_works(tmp_path: Path) -> None:
+    broker_port = free_port()
+    env = {"BCS_DEV_BROKER_PORT": str(broker_port), "BCS_DEV_STATE_FILE": str(tmp_path / "s")}
+    for run in ("first", "second"):
+        service = start_service([str(BIN / "bcs-dev")], env, free_port(), tmp_path / f"{run}.log")
+        try:
+            assert json.loads((tmp_path / "s").read_text())["bootstrap_servers"] == (
+                f"127.0.0.1:{broker_port}"
+            )
+            demo = run_tool([str(BIN / "bcs-demo")], {"BCS_DEV_STATE_FILE": str(tmp_path / "s")})
+            assert demo.returncode == 0, demo.stdout + demo.stderr
+            # The first run's connections leave the broker's port in TIME-WAIT.
+            os.killpg(service.process.pid, signal.SIGINT)
+            assert service.process.wait(timeout=60) == 0
+        finally:
+            stop_if_running(service)
+
+
+def test_a_killed_bcs_dev_leaves_no_broker_behind(dev_service: RunningService) -> None:
+    broker_pid = dev_state(dev_service)["broker_pid"]
+    assert isinstance(broker_pid, int)
+    assert not process_is_gone(broker_pid)
+    # SIGKILL to bcs-dev alone (not its group): nothing of it can clean up, the kernel must.
+    dev_service.process.kill()
+    dev_service.process.wait(10)
+    for _ in range(200):
+        if process_is_gone(broker_pid):
+            break
+        time.sleep(0.05)
+    assert process_is_gone(broker_pid)

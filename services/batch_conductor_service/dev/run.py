@@ -2,7 +2,8 @@
 
 Unless BCS_KAFKA_BOOTSTRAP_SERVERS is set, it starts the embedded broker and points the
 service at it; unless a repository was chosen (BCS_USE_MOCK_REPOSITORY, BCS_ENVIRONMENT or
-BCS_REDIS_URL), it selects the in-memory one. The service itself is started unchanged.
+BCS_REDIS_URL), it selects the in-memory one. The service itself is started unchanged, and
+stopped before the broker it uses.
 """
 
 import os
@@ -11,11 +12,13 @@ import sys
 from types import FrameType
 
 from batch_conductor_service import SERVICE_NAME
-from batch_conductor_service.__main__ import main as service_main
+from batch_conductor_service.cli.serve import EXIT_BAD_SETTING, serve_main
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker
+from batch_conductor_service.dev.settings import DevSettings, load_dev_settings
+from batch_conductor_service.dev.state import DevRunState
+from batch_conductor_service.wiring.settings import SettingsError
 from huleedu_service_libs.logging_utils import configure_logging, get_logger
 
-DEFAULT_DEV_BROKER_PORT = 19092
 _REPOSITORY_CHOICES = ("BCS_USE_MOCK_REPOSITORY", "BCS_ENVIRONMENT", "BCS_REDIS_URL")
 
 logger = get_logger("batch_conductor_service.dev")
@@ -26,29 +29,58 @@ def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _service_url() -> str:
+    host = os.environ.get("BCS_HTTP_HOST", "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{os.environ.get('BCS_HTTP_PORT', '4002')}"
+
+
+def _start_broker(dev: DevSettings) -> EmbeddedBroker:
+    try:
+        broker = EmbeddedBroker.start(dev.DEV_BROKER_PORT)
+    except (ImportError, RuntimeError, OSError) as exc:
+        print(f"bcs-dev: cannot start the embedded broker: {exc}", file=sys.stderr)
+        sys.exit(1)
+    os.environ["BCS_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    logger.info("embedded_broker_started", bootstrap_servers=broker.bootstrap_servers)
+    return broker
+
+
 def main() -> None:
+    try:
+        dev = load_dev_settings()
+    except SettingsError as exc:
+        print(f"bcs-dev: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BAD_SETTING)
     configure_logging(os.environ.get("BCS_LOG_LEVEL", "INFO"), SERVICE_NAME)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    broker: EmbeddedBroker | None = None
-    if not os.environ.get("BCS_KAFKA_BOOTSTRAP_SERVERS"):
-        preferred = int(os.environ.get("BCS_DEV_BROKER_PORT", DEFAULT_DEV_BROKER_PORT))
-        try:
-            broker = EmbeddedBroker.start(preferred)
-        except (ImportError, RuntimeError, OSError) as exc:
-            print(f"bcs-dev: cannot start the embedded broker: {exc}", file=sys.stderr)
-            sys.exit(1)
-        os.environ["BCS_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
-        logger.info("embedded_broker_started", bootstrap_servers=broker.bootstrap_servers)
+    broker = None if os.environ.get("BCS_KAFKA_BOOTSTRAP_SERVERS") else _start_broker(dev)
     if not any(os.environ.get(name) for name in _REPOSITORY_CHOICES):
         os.environ["BCS_USE_MOCK_REPOSITORY"] = "true"
         logger.info(
             "in_memory_repository_selected",
             reason="no BCS_USE_MOCK_REPOSITORY, BCS_ENVIRONMENT or BCS_REDIS_URL set",
         )
+    state = DevRunState(
+        pid=os.getpid(),
+        broker_pid=None if broker is None else broker.process.pid,
+        bootstrap_servers=os.environ["BCS_KAFKA_BOOTSTRAP_SERVERS"],
+        service_url=_service_url(),
+    )
     try:
-        service_main()
+        state.write(dev.DEV_STATE_FILE)
+    except OSError as exc:
+        logger.warning("dev_state_not_written", path=str(dev.DEV_STATE_FILE), error=str(exc))
+    print(
+        f"bcs-dev: starting the service on {state.service_url} (broker {state.bootstrap_servers})."
+        " In another terminal: `make demo`; `.venv/bin/bcs --help` lists the operator's commands.",
+        file=sys.stderr,
+    )
+    try:
+        serve_main()
     finally:
+        dev.DEV_STATE_FILE.unlink(missing_ok=True)
         if broker is not None:
             broker.stop()
             logger.info("embedded_broker_stopped")

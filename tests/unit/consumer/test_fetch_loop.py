@@ -467,3 +467,34 @@ async def test_stop_before_start_does_nothing() -> None:
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
     assert harness.broker.clients == []
+
+
+class JoiningForever(FakeKafkaConsumer):
+    """A client whose start() is still joining the group when the service is stopped."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        super().__init__(broker)
+        self.joining = asyncio.Event()
+
+    async def start(self) -> None:
+        self.joining.set()
+        await asyncio.Event().wait()
+
+
+async def test_stop_while_joining_the_group_closes_the_client_without_waiting_out_the_budget() -> (
+    None
+):
+    harness = Harness()
+    client = JoiningForever(harness.broker)
+    harness.broker.clients.append(client)
+    harness.consumer._factory = lambda: client
+    harness.consumer.start()
+    await client.joining.wait()
+
+    with capture_logs() as logs:
+        await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+    assert client.closed
+    events = [entry["event"] for entry in logs]
+    assert "consumer_closed" in events
+    assert "consumer_stop_timed_out" not in events
