@@ -3,6 +3,7 @@ found through bcs-dev's state file as an operator at the same machine would."""
 
 import asyncio
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from batch_conductor_service.dev.demo import sample_batch
+from batch_conductor_service.dev.embedded_broker import free_port
 from common_core.events import DeadLetterRecord
 from common_core.topics import Topic, dlq_topic
-from tests.e2e.conftest import BIN, RunningService, run_tool
+from tests.e2e.conftest import BIN, RunningService, run_tool, start_service, stop_if_running
 
 SPELLCHECK = Topic.SPELLCHECK_COMPLETED.value
 
@@ -217,3 +219,21 @@ def test_commands_say_plainly_when_nothing_answers(tmp_path: Path) -> None:
     code, _, err = bcs(tmp_path, "dlq", "list", "t", "--bootstrap-servers", "127.0.0.1:1")
     assert code == 1
     assert err.startswith("bcs: cannot read from Kafka at 127.0.0.1:1:")
+
+
+def test_inspect_sends_the_internal_api_key_the_service_requires(tmp_path: Path) -> None:
+    key = {"BCS_INTERNAL_API_KEY": "s3cret-ops-key"}
+    service = start_service(
+        [sys.executable, "-m", "batch_conductor_service"],
+        {"BCS_USE_MOCK_REPOSITORY": "true", "BCS_KAFKA_CONSUMER_ENABLED": "false", **key},
+        free_port(),
+        tmp_path / "service.log",
+    )
+    try:
+        command = [str(BIN / "bcs"), "inspect", "b1", "--url", service.base_url]
+        with_key = run_tool(command, key)
+        without_key = run_tool(command, {})
+    finally:
+        stop_if_running(service)
+    assert with_key.stderr.startswith("bcs: 404 batch_not_found")
+    assert without_key.stderr.startswith("bcs: 401 unauthorized")

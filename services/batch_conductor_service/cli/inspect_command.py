@@ -11,7 +11,7 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
-from batch_conductor_service.cli.targets import service_url
+from batch_conductor_service.cli.targets import internal_api_headers, service_url
 from batch_conductor_service.wiring.settings import SettingsError
 
 
@@ -20,7 +20,8 @@ def register(commands: Any) -> None:
         "inspect",
         help="show what the running service knows of a batch",
         description="Asks the running service, at --url, else BCS_DEMO_URL, else the running "
-        "bcs-dev's, else http://127.0.0.1:$BCS_HTTP_PORT (4002).",
+        "bcs-dev's, else http://127.0.0.1:$BCS_HTTP_PORT (4002); with the internal API key "
+        "of BCS_INTERNAL_API_KEY or HULEEDU_INTERNAL_API_KEY when set.",
     )
     parser.add_argument("batch_id", metavar="BATCH_ID")
     parser.add_argument("--url", help="the service's base URL")
@@ -30,8 +31,9 @@ def register(commands: Any) -> None:
 
 def fetch_batch(base_url: str, batch_id: str) -> tuple[int, dict[str, Any]]:
     url = f"{base_url}/internal/v1/batches/{urllib.parse.quote(batch_id, safe='')}"
+    request = urllib.request.Request(url, headers=internal_api_headers())
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")

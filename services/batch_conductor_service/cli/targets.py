@@ -34,3 +34,13 @@ def service_url(option: str | None = None) -> str:
         if dev_run is not None:
             return dev_run.service_url
     return f"http://127.0.0.1:{os.environ.get('BCS_HTTP_PORT', '4002')}"
+
+
+def internal_api_headers() -> dict[str, str]:
+    """What the service asks of a caller of its /internal/ routes when its key is set: the key
+    from the same variables the service reads, and who calls."""
+    key = os.environ.get("BCS_INTERNAL_API_KEY") or os.environ.get("HULEEDU_INTERNAL_API_KEY")
+    headers = {"X-Service-ID": "bcs-cli"}
+    if key:
+        headers["X-Internal-API-Key"] = key
+    return headers

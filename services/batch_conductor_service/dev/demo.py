@@ -18,7 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from batch_conductor_service.cli.targets import kafka_bootstrap_servers, service_url
+from batch_conductor_service.cli.targets import (
+    internal_api_headers,
+    kafka_bootstrap_servers,
+    service_url,
+)
 from batch_conductor_service.wiring.settings import SettingsError
 from common_core.events import (
     BatchEssaysReady,
@@ -90,7 +94,7 @@ def _define(base_url: str, batch_id: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{base_url}/internal/v1/pipelines/define",
         data=body,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **internal_api_headers()},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
