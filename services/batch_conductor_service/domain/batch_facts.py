@@ -4,7 +4,8 @@ Every store keeps facts that only grow: rosters, essay outcomes and batch outcom
 added, never taken back. Which of them count is decided here and nowhere else: the latest batch
 outcome of a step wins (`merge_facts`), a READY roster replaces a REGISTERED one and a success
 outranks a failure of the same essay (`BatchFacts.to_snapshot`). A store that can only add set
-members or rows writes what `facts_added_by` gives; one that holds objects applies `apply_change`.
+members or rows writes what `facts_added_by` gives; one that holds objects keeps a
+`BatchFactsBuilder` per batch (`apply_change` is the same merge as a pure function).
 """
 
 from collections.abc import Iterable, Mapping
@@ -65,56 +66,88 @@ class MergedChange:
     is_new: bool  # False when the change's event id was merged before: nothing changed
 
 
-def facts_added_by(batch_id: str, changes: Iterable[BatchStateChange]) -> BatchFacts:
-    """The facts that changes of one batch add, their event ids among them."""
-    rosters: dict[RosterSource, set[str]] = {}
-    succeeded: dict[str, set[str]] = {}
-    failed: dict[str, set[str]] = {}
-    reports: list[tuple[str, BatchOutcome]] = []
-    event_ids: set[str] = set()
-    last_event_at: datetime | None = None
-    for change in changes:
-        if change.batch_id != batch_id:
-            raise ValueError(f"a change of batch {change.batch_id!r} among those of {batch_id!r}")
-        event_ids.add(change.event_id)
-        last_event_at = later(last_event_at, change.occurred_at)
+class BatchFactsBuilder:
+    """The one merge, done in place: facts and changes are added, `build` freezes the result.
+    Only unions, except that per step the later batch outcome is kept; so the order and the
+    repeats of what is added never change what is built. A store holding objects keeps one per
+    batch, so adding one essay to a batch of thousands copies nothing."""
+
+    def __init__(self, batch_id: str, start: BatchFacts | None = None) -> None:
+        self.batch_id = batch_id
+        self._rosters: dict[RosterSource, set[str]] = {}
+        self._succeeded: dict[str, set[str]] = {}
+        self._failed: dict[str, set[str]] = {}
+        self._outcomes: dict[str, BatchOutcome] = {}
+        self._event_ids: set[str] = set()
+        self._last_event_at: datetime | None = None
+        if start is not None:
+            self.add_facts(start)
+
+    def add_change(self, change: BatchStateChange) -> bool:
+        """False, and nothing added, when the change's event id was added before."""
+        if change.batch_id != self.batch_id:
+            raise ValueError(f"a change of batch {change.batch_id!r} among {self.batch_id!r}'s")
+        if change.event_id in self._event_ids:
+            return False
+        self._event_ids.add(change.event_id)
+        self._last_event_at = later(self._last_event_at, change.occurred_at)
         if change.roster is not None and change.roster_source is not None:
-            rosters.setdefault(change.roster_source, set()).update(change.roster)
+            self._rosters.setdefault(change.roster_source, set()).update(change.roster)
         for item in change.essay_outcomes:
-            target = succeeded if item.outcome is EssayOutcome.SUCCEEDED else failed
+            target = self._succeeded if item.outcome is EssayOutcome.SUCCEEDED else self._failed
             target.setdefault(item.step, set()).add(item.essay_id)
         if change.batch_outcome_step is not None and change.batch_outcome is not None:
-            reports.append((change.batch_outcome_step, change.batch_outcome))
-    return BatchFacts(
-        batch_id=batch_id,
-        rosters={source: frozenset(ids) for source, ids in rosters.items()},
-        succeeded={step: frozenset(ids) for step, ids in succeeded.items()},
-        failed={step: frozenset(ids) for step, ids in failed.items()},
-        outcomes=latest_per_step(reports),
-        event_ids=frozenset(event_ids),
-        last_event_at=last_event_at,
-    )
+            self._keep_later(change.batch_outcome_step, change.batch_outcome)
+        return True
+
+    def add_facts(self, facts: BatchFacts) -> None:
+        _add_ids(self._rosters, facts.rosters)
+        _add_ids(self._succeeded, facts.succeeded)
+        _add_ids(self._failed, facts.failed)
+        for step, outcome in facts.outcomes.items():
+            self._keep_later(step, outcome)
+        self._event_ids.update(facts.event_ids)
+        self._last_event_at = later(self._last_event_at, facts.last_event_at)
+
+    def build(self, *, with_event_ids: bool = True) -> BatchFacts:
+        """Without event ids for a reader that needs none (a snapshot): no copy of them."""
+        return BatchFacts(
+            batch_id=self.batch_id,
+            rosters={source: frozenset(ids) for source, ids in self._rosters.items()},
+            succeeded={step: frozenset(ids) for step, ids in self._succeeded.items()},
+            failed={step: frozenset(ids) for step, ids in self._failed.items()},
+            outcomes=dict(self._outcomes),
+            event_ids=frozenset(self._event_ids) if with_event_ids else frozenset(),
+            last_event_at=self._last_event_at,
+        )
+
+    def _keep_later(self, step: str, outcome: BatchOutcome) -> None:
+        current = self._outcomes.get(step)
+        if current is None or outcome.supersedes(current):
+            self._outcomes[step] = outcome
+
+
+def facts_added_by(batch_id: str, changes: Iterable[BatchStateChange]) -> BatchFacts:
+    """The facts that changes of one batch add, their event ids among them."""
+    builder = BatchFactsBuilder(batch_id)
+    for change in changes:
+        builder.add_change(change)
+    return builder.build()
 
 
 def merge_facts(current: BatchFacts, added: BatchFacts) -> BatchFacts:
     """The union of two sets of facts of one batch; per step the later batch outcome wins.
     Commutative, associative and idempotent, so order and repeats never change the result."""
-    return BatchFacts(
-        batch_id=current.batch_id,
-        rosters=_union_by_key(current.rosters, added.rosters),
-        succeeded=_union_by_key(current.succeeded, added.succeeded),
-        failed=_union_by_key(current.failed, added.failed),
-        outcomes=latest_per_step([*current.outcomes.items(), *added.outcomes.items()]),
-        event_ids=current.event_ids | added.event_ids,
-        last_event_at=later(current.last_event_at, added.last_event_at),
-    )
+    builder = BatchFactsBuilder(current.batch_id, current)
+    builder.add_facts(added)
+    return builder.build()
 
 
 def apply_change(current: BatchFacts, change: BatchStateChange) -> MergedChange:
-    if change.event_id in current.event_ids:
+    builder = BatchFactsBuilder(current.batch_id, current)
+    if not builder.add_change(change):
         return MergedChange(current, is_new=False)
-    added = facts_added_by(change.batch_id, [change])
-    return MergedChange(merge_facts(current, added), is_new=True)
+    return MergedChange(builder.build(), is_new=True)
 
 
 def group_by_step(pairs: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
@@ -135,11 +168,6 @@ def latest_per_step(reports: Iterable[tuple[str, BatchOutcome]]) -> dict[str, Ba
     return latest
 
 
-def _union_by_key(
-    current: Mapping[K, frozenset[str]], added: Mapping[K, frozenset[str]]
-) -> dict[K, frozenset[str]]:
-    merged = dict(current)
+def _add_ids(target: dict[K, set[str]], added: Mapping[K, frozenset[str]]) -> None:
     for key, ids in added.items():
-        held = merged.get(key)
-        merged[key] = ids if held is None else held | ids
-    return merged
+        target.setdefault(key, set()).update(ids)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
-from batch_conductor_service.domain.batch_facts import BatchFacts, apply_change
+from batch_conductor_service.domain.batch_facts import BatchFactsBuilder
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
 from batch_conductor_service.health import ComponentHealth, HealthState
 
@@ -21,7 +21,7 @@ from batch_conductor_service.health import ComponentHealth, HealthState
 @dataclass
 class _BatchRecord:
     expires_at: float
-    facts: BatchFacts
+    facts: BatchFactsBuilder
 
 
 class InMemoryBatchStateRepository:
@@ -48,7 +48,7 @@ class InMemoryBatchStateRepository:
             record = self._live(batch_id)
             if record is None:
                 return BatchSnapshot.empty(batch_id)
-            return record.facts.to_snapshot()
+            return record.facts.build(with_event_ids=False).to_snapshot()
 
     async def get_counts(self, batch_id: str) -> BatchCounts:
         # Counted from the snapshot: in memory there is no round trip to save.
@@ -94,7 +94,7 @@ class InMemoryBatchStateRepository:
         self._sweep(now)
         record = self._batches.get(change.batch_id)
         if record is None:
-            record = _BatchRecord(expires_at=0.0, facts=BatchFacts(change.batch_id))
+            record = _BatchRecord(expires_at=0.0, facts=BatchFactsBuilder(change.batch_id))
             while len(self._batches) >= self._max_batches:
                 self._batches.popitem(last=False)
                 self._evicted += 1
@@ -102,6 +102,5 @@ class InMemoryBatchStateRepository:
         else:
             self._batches.move_to_end(change.batch_id)
         record.expires_at = now + self._ttl
-        merged = apply_change(record.facts, change)
-        record.facts = merged.facts
-        return ApplyResult.APPLIED if merged.is_new else ApplyResult.DUPLICATE
+        is_new = record.facts.add_change(change)
+        return ApplyResult.APPLIED if is_new else ApplyResult.DUPLICATE
