@@ -1,6 +1,10 @@
 """Every Prometheus metric of the service, declared once against an injected registry."""
 
+from collections.abc import Callable, Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from huleedu_service_libs.http_metrics import HttpMetrics
 
@@ -114,4 +118,33 @@ class BcsMetrics:
             "Requests to /internal/ routes refused for a missing or invalid X-Internal-API-Key.",
             ["reason"],
             registry=registry,
+        )
+
+    def track_consumer(
+        self, read_state: Callable[[], tuple[str, float]], states: Sequence[str]
+    ) -> None:
+        """Exports the consumer's state as /healthz sees it, read at each scrape."""
+        self.registry.register(_ConsumerStateCollector(read_state, tuple(states)))
+
+
+class _ConsumerStateCollector(Collector):
+    def __init__(self, read_state: Callable[[], tuple[str, float]], states: tuple[str, ...]):
+        self._read_state = read_state
+        self._states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        current, stalled_seconds = self._read_state()
+        state = GaugeMetricFamily(
+            "bcs_consumer_state",
+            "1 for the Kafka consumer's current state (running, retrying, dead, ...), else 0.",
+            labels=["state"],
+        )
+        for name in self._states:
+            state.add_metric([name], 1.0 if name == current else 0.0)
+        yield state
+        yield GaugeMetricFamily(
+            "bcs_consumer_stalled_seconds",
+            "Seconds since the consumer last made progress while it keeps failing; 0 while it "
+            "makes progress.",
+            value=stalled_seconds,
         )

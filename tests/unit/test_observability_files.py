@@ -49,6 +49,7 @@ def exercised_metrics() -> CollectorRegistry:
     metrics.state_rebuilds.inc()
     metrics.unplaced_results.labels("parked").inc()
     metrics.internal_auth_failures.labels("missing").inc()
+    metrics.track_consumer(lambda: ("dead", 12.5), ["running", "dead"])
     return registry
 
 
@@ -160,6 +161,8 @@ def test_alert_rules_cover_what_an_operator_must_hear_about() -> None:
         'http_requests_total{status_code=~"5.."}',
         'endpoint="/internal/v1/pipelines/define"',
         "bcs_last_applied_event_age_seconds",
+        'bcs_consumer_state{state="dead"}',
+        "bcs_consumer_stalled_seconds",
     ):
         assert needed in exprs, needed
 

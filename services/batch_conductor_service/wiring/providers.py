@@ -15,7 +15,7 @@ from batch_conductor_service.consumer.backoff import ExponentialBackoff
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
 from batch_conductor_service.consumer.client import new_consumer_client
 from batch_conductor_service.consumer.fetch_loop import EventConsumer
-from batch_conductor_service.consumer.health import ConsumerHealth
+from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
 from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
@@ -88,10 +88,14 @@ class ConsumerProvider(Provider):
         await sender.close()
 
     @provide
-    def consumer_health(self, settings: Settings) -> ConsumerHealth:
-        return ConsumerHealth(
+    def consumer_health(self, settings: Settings, metrics: BcsMetrics) -> ConsumerHealth:
+        health = ConsumerHealth(
             enabled=settings.KAFKA_CONSUMER_ENABLED, stall_seconds=settings.CONSUMER_STALL_SECONDS
         )
+        metrics.track_consumer(
+            lambda: (health.phase.value, health.stalled_for()), [p.value for p in ConsumerPhase]
+        )
+        return health
 
     @provide
     def processor(
