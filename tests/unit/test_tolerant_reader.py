@@ -224,3 +224,26 @@ def test_generation_is_what_the_payload_says_not_the_topic() -> None:
     fixture = hf.load(SEED_OUTCOME)
     read = read_event(CurrentTopic.BATCH_PHASE_OUTCOME, fixture.document)
     assert read.generation is Generation.SEED_ERA
+
+
+def test_rankings_and_summaries_skip_blank_essay_ids_as_the_original_did() -> None:
+    seed = hf.load(SEED_CJ)
+    rankings = [*seed.at("data.rankings"), {"rank": 4, "els_essay_id": "", "score": None}]
+    rankings.append({"rank": 5, "els_essay_id": None, "score": None})
+    read = read_event(seed.topic, _with_data(seed.document, rankings=rankings))
+    assert isinstance(read.reading, BatchResultReading)
+    assert read.reading.succeeded == tuple(r["els_essay_id"] for r in rankings[:3])
+
+    current = hf.load(CURRENT_CJ)
+    summary = current.at("data.processing_summary")
+    padded = {**summary, "failed_essay_ids": [*summary["failed_essay_ids"], " "]}
+    read = read_event(current.topic, _with_data(current.document, processing_summary=padded))
+    assert isinstance(read.reading, BatchResultReading)
+    assert read.reading.failed == tuple(summary["failed_essay_ids"])
+
+
+def test_an_essay_id_with_control_characters_is_still_refused() -> None:
+    seed = hf.load(SEED_CJ)
+    rankings = [{"rank": 1, "els_essay_id": "e\x001", "score": 1.0}]
+    with pytest.raises(UnreadableEventError):
+        read_event(seed.topic, _with_data(seed.document, rankings=rankings))

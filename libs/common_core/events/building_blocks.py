@@ -55,6 +55,15 @@ OptionalIdentifier = (
     Annotated[str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)]
     | None
 )
+
+
+def _blank_as_none(value: object) -> object:
+    # Producers write "" (or nothing) where they have no id; that means absent, not an id.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# An id that may be absent, with blank read as absent; a present one is an Identifier.
+MaybeIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_as_none)]
 # A correlation id travels in log lines and dead-letter records: bounded and printable too.
 CorrelationId = Annotated[
     str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)

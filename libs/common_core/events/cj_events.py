@@ -5,13 +5,14 @@ from pydantic import Field
 from common_core.events.building_blocks import (
     ContractModel,
     EntityReference,
-    Identifier,
+    MaybeIdentifier,
     SystemMetadata,
 )
 
 
 class CJRanking(ContractModel):
-    els_essay_id: Identifier
+    # The original skipped a ranking whose essay id is falsy; so does BCS, the rest still count.
+    els_essay_id: MaybeIdentifier = None
     rank: int | None = None
     score: float | None = None
 

@@ -15,23 +15,15 @@ from common_core.events.building_blocks import (
     ContractModel,
     EssayProcessingInputRef,
     Identifier,
+    MaybeIdentifier,
     NonEmptyStr,
-    OptionalIdentifier,
     StepName,
     UtcDatetime,
 )
 
 
-def _blank_as_none(value: object) -> object:
-    # The current producers write "" where they have no id; that means absent, not an id.
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 def _parse_batch_status(value: object) -> object:
     return BatchStatus.parse(value) if isinstance(value, str) else value
-
-
-MaybeIdentifier = Annotated[OptionalIdentifier, BeforeValidator(_blank_as_none)]
 
 
 class FlatSystemMetadata(ContractModel):
@@ -83,8 +75,9 @@ class SpellcheckPhaseCompletedV1(ContractModel):
 
 
 class CJProcessingSummary(ContractModel):
-    successful_essay_ids: list[Identifier] = Field(default_factory=list)
-    failed_essay_ids: list[Identifier] = Field(default_factory=list)
+    # A blank id names no essay: skipped, as the original skipped falsy ones.
+    successful_essay_ids: list[MaybeIdentifier] = Field(default_factory=list)
+    failed_essay_ids: list[MaybeIdentifier] = Field(default_factory=list)
 
 
 class CJAssessmentCompletedV2(ContractModel):

@@ -74,7 +74,7 @@ def _spellcheck_v2(data: SpellcheckPhaseCompletedV1) -> EssayResultReading:
 
 def _cj_completed(data: CJAssessmentCompletedV1) -> BatchResultReading:
     # Seed era: the event alone says the batch's CJ step finished; every ranked essay succeeded.
-    ranked = tuple(dict.fromkeys(ranking.els_essay_id for ranking in data.rankings))
+    ranked = tuple(dict.fromkeys(r.els_essay_id for r in data.rankings if r.els_essay_id))
     return BatchResultReading(
         data.entity_ref.entity_id,
         CJ_ASSESSMENT_STEP,
@@ -85,8 +85,8 @@ def _cj_completed(data: CJAssessmentCompletedV1) -> BatchResultReading:
 
 def _cj_completed_v2(data: CJAssessmentCompletedV2) -> BatchResultReading:
     summary = data.processing_summary
-    succeeded = tuple(dict.fromkeys(summary.successful_essay_ids))
-    failed = tuple(e for e in dict.fromkeys(summary.failed_essay_ids) if e not in succeeded)
+    succeeded = tuple(dict.fromkeys(e for e in summary.successful_essay_ids if e))
+    failed = tuple(e for e in dict.fromkeys(summary.failed_essay_ids) if e and e not in succeeded)
     return BatchResultReading(
         data.batch_id,
         CJ_ASSESSMENT_STEP,

@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,10 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
 from batch_conductor_service.consumer.fetched_batch import FetchedBatch
+from batch_conductor_service.domain.batch_state import EssayOutcome
 from batch_conductor_service.domain.placement import UnplacedResult
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
+from batch_conductor_service.stores.placement.memory import (
+    SWEEP_EVERY_WRITES,
+    InMemoryEssayPlacement,
+)
 from common_core.topics import CurrentTopic, Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -59,6 +64,9 @@ def current_result(essay_id: str, status: str = "completed") -> Message:
 
 def roster(batch_id: str, essay_ids: list[str]) -> Message:
     return message(Topic.BATCH_ESSAYS_READY, ev.ready(batch_id, essay_ids))
+
+
+AT = datetime(2025, 6, 21, 12, tzinfo=UTC)
 
 
 class YieldingPlacement:
@@ -253,3 +261,16 @@ def test_replicas_racing_on_other_partitions_lose_no_placement(data: st.DataObje
         return await final_state(service)
 
     assert asyncio.run(run()) == expected_state()
+
+
+async def test_the_memory_placement_forgets_what_expired() -> None:
+    now = [0.0]
+    placement = InMemoryEssayPlacement(ttl_seconds=10, clock=lambda: now[0])
+    await placement.index_rosters({"b1": ["e1"]})
+    await placement.keep([UnplacedResult("ev-1", "e2", "spellcheck", EssayOutcome.SUCCEEDED, AT)])
+    now[0] = 11.0
+    assert await placement.batches_of(["e1"]) == {}
+    assert await placement.kept_for(["e2"]) == {}
+    for i in range(SWEEP_EVERY_WRITES):
+        await placement.index_rosters({"b2": [f"fresh-{i}"]})
+    assert len(placement) == SWEEP_EVERY_WRITES
