@@ -2,6 +2,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,8 +63,15 @@ class RunningService:
 
 
 def start_service(
-    command: list[str], env: dict[str, str], port: int, log_path: Path
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log_path: Path,
+    *,
+    probe_with_request: bool = True,
 ) -> RunningService:
+    """Returns once the service answers /healthz, or without `probe_with_request` once its port
+    accepts a connection: then no request shows in its metrics."""
     # Output goes to a file, not a pipe nobody reads, which would block a chatty service.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
     with log_path.open("wb") as log:
@@ -83,7 +91,10 @@ def start_service(
             output = log_path.read_text(errors="replace")
             raise RuntimeError(f"service exited with {process.returncode}:\n{output}")
         try:
-            service.request("GET", "/healthz")
+            if probe_with_request:
+                service.request("GET", "/healthz")
+            else:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return service
         except OSError:
             time.sleep(0.1)

@@ -23,6 +23,12 @@ def kafka_bootstrap_servers(option: str | None = None) -> str:
     return str(Settings.model_fields["KAFKA_BOOTSTRAP_SERVERS"].default)
 
 
+def consumer_group_id() -> str:
+    """The group the service consumes with, by the setting it reads."""
+    default = str(Settings.model_fields["KAFKA_CONSUMER_GROUP_ID"].default)
+    return os.environ.get("BCS_KAFKA_CONSUMER_GROUP_ID") or default
+
+
 def service_url(option: str | None = None) -> str:
     if option:
         return option.rstrip("/")

@@ -8,21 +8,22 @@ them to BCS_DEV_STATE_FILE), else 127.0.0.1:19092 and http://127.0.0.1:4002.
 import asyncio
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from batch_conductor_service.cli.targets import (
+    consumer_group_id,
     internal_api_headers,
     kafka_bootstrap_servers,
     service_url,
 )
+from batch_conductor_service.dev.consumed import wait_until_consumed
 from batch_conductor_service.wiring.settings import SettingsError
 from common_core.events import (
     BatchEssaysReady,
@@ -108,24 +109,25 @@ def _show(title: str, answer: dict[str, Any]) -> None:
     print(f"  analysis_summary: {answer['analysis_summary']}")
 
 
-async def run(bootstrap: str, base_url: str) -> int:
+async def run(bootstrap: str, base_url: str, group_id: str) -> int:
     batch_id = f"demo-batch-{uuid.uuid4().hex[:8]}"
     print(f"batch {batch_id}: {len(ESSAYS)} essays; broker {bootstrap}; service {base_url}")
     before = await asyncio.to_thread(_define, base_url, batch_id)
     _show("Before any events, /define for cj_assessment:", before)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    ends: dict[TopicPartition, int] = {}
     await producer.start()
     try:
         for topic, value in sample_batch(batch_id):
-            await producer.send_and_wait(topic.value, value)
+            sent = await producer.send_and_wait(topic.value, value)
+            ends[TopicPartition(sent.topic, sent.partition)] = sent.offset + 1
     finally:
         await producer.stop()
     print("\npublished: registered, ready, and a spellcheck result for every essay")
-    deadline = time.monotonic() + 60
-    after = before
-    while after["final_pipeline"] == before["final_pipeline"] and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        after = await asyncio.to_thread(_define, base_url, batch_id)
+    if not await wait_until_consumed(bootstrap, group_id, ends):
+        print("bcs-demo: the service did not consume the events within 60 s", file=sys.stderr)
+        return 1
+    after = await asyncio.to_thread(_define, base_url, batch_id)
     _show("After the events, /define for cj_assessment:", after)
     return 0 if after["final_pipeline"] == ["cj_assessment"] else 1
 
@@ -137,7 +139,7 @@ def main() -> None:
         print(f"bcs-demo: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
-        sys.exit(asyncio.run(run(bootstrap, base_url)))
+        sys.exit(asyncio.run(run(bootstrap, base_url, consumer_group_id())))
     except (urllib.error.URLError, KafkaError, OSError) as exc:
         print(f"bcs-demo: is the service running (bcs-dev)? {exc}", file=sys.stderr)
         sys.exit(1)
