@@ -498,3 +498,35 @@ async def test_stop_while_joining_the_group_closes_the_client_without_waiting_ou
     events = [entry["event"] for entry in logs]
     assert "consumer_closed" in events
     assert "consumer_stop_timed_out" not in events
+
+
+async def test_a_batch_failing_with_a_bug_is_handled_message_by_message_and_committed() -> None:
+    harness = Harness()
+    processor = harness.consumer._processor
+    dead_letters = processor._dead_letters
+    assert isinstance(dead_letters, RecordingDlqProducer)
+    real_process = processor.process
+
+    async def buggy(batch: Any) -> Any:
+        # A bug outside the store that one message triggers, whatever it is fetched with.
+        if any(m.topic == SPELLCHECK.topic and m.offset == 1 for m in batch.messages):
+            raise RuntimeError("a bug nobody foresaw")
+        return await real_process(batch)
+
+    processor.process = buggy  # type: ignore[method-assign]
+    documents = [spellcheck("e1"), spellcheck("e2"), spellcheck("e3")]
+    for document in documents:
+        harness.broker.produce(SPELLCHECK, document)
+    await harness.started()
+
+    await harness.committed({SPELLCHECK: 3})
+
+    [record] = dead_letters.sent
+    assert (record.offset, record.reason) == (1, "processing_failed")
+    assert "RuntimeError" in record.error
+    assert set(harness.repository.applied_event_ids) == {
+        documents[0]["event_id"],
+        documents[2]["event_id"],
+    }
+    assert harness.errors("unexpected") == 1
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
