@@ -2,6 +2,7 @@
 after any sequence of writes, including reads between them (Redis keeps the counts it makes
 until the next write), and the Redis read takes one round trip whatever the batch size."""
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -154,3 +155,18 @@ async def test_counts_take_one_round_trip_and_no_member_whatever_the_batch_size(
     assert counts.roster_size == essay_count
     spellcheck = counts.counts_for("spellcheck")
     assert (spellcheck.roster_succeeded, spellcheck.roster_failed) == (half, essay_count - half)
+
+
+async def test_concurrent_reads_each_get_their_own_batch(store: StoreUnderTest) -> None:
+    # Reads in flight together share one pipeline on Redis; each must still get its own answer.
+    batches = [f"batch-{uuid.uuid4().hex[:8]}" for _ in range(12)]
+    for size, batch in enumerate(batches):
+        ids = ESSAYS[: size % len(ESSAYS)]
+        await store.repository.apply(roster(batch, RosterSource.READY, *ESSAYS))
+        if ids:
+            await store.repository.apply(essays(batch, "nlp", EssayOutcome.SUCCEEDED, *ids))
+    answers = await asyncio.gather(*(store.repository.get_counts(b) for b in [*batches, *batches]))
+    for batch, counts in zip([*batches, *batches], answers, strict=True):
+        expected = BatchCounts.of(await store.repository.get_snapshot(batch))
+        assert counts.batch_id == batch
+        assert counted(counts) == counted(expected)

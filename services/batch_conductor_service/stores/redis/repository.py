@@ -18,8 +18,8 @@ from batch_conductor_service.stores.redis.apply import RedisBatchApplier
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.counts import (
     LOST_REPLY,
+    CoalescedCountReads,
     counts_from_reply,
-    read_batch_counts,
 )
 from batch_conductor_service.stores.redis.errors import (
     STORE,
@@ -71,6 +71,7 @@ class RedisBatchStateRepository:
         self._health_timeout = health_timeout_seconds
         # Redis's maxmemory-policy; None until it could be read (eviction.py).
         self.eviction_policy: str | None = None
+        self._count_reads = CoalescedCountReads(client)
         self._applier = RedisBatchApplier(
             client,
             ttl_seconds=ttl_seconds,
@@ -94,7 +95,7 @@ class RedisBatchStateRepository:
     async def read_counts(self, batch_id: str) -> BatchCounts | None:
         """The batch's counts in one round trip, or None when Redis does not hold it in full."""
         keys = self.keys(batch_id)
-        reply = await self._guarded("read", lambda: read_batch_counts(self._client, keys))
+        reply = await self._guarded("read", lambda: self._count_reads.read(keys))
         if reply == LOST_REPLY:
             report_lost(self._metrics, keys, [name for name, _ in keys.fact_sets])
         counts, unparsed = counts_from_reply(batch_id, reply)
