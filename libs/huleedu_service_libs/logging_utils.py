@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict
 
 CORRELATION_ID_KEY = "correlation_id"
 
@@ -15,37 +16,103 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
 
 
 def configure_logging(level: str = "INFO", service_name: str | None = None) -> None:
-    """JSON lines on stdout; stdlib loggers (hypercorn, aiokafka) go through the same renderer."""
+    """JSON lines on stdout. Our own lines are rendered by structlog and written directly; the
+    stdlib loggers (hypercorn, aiokafka) go through a logging handler with the same processors,
+    so every line has the same fields. A line below `level` is dropped before anything else."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if service_name:
         shared.append(_add_service(service_name))
     structlog.configure(
         processors=[
+            _below(logging.getLevelName(level.upper())),
             *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _add_logger_name,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not through the stdlib's LogRecord and handler machinery: that was most of the cost
+        # of a line, and a request logs two.
+        logger_factory=_StdoutLoggerFactory(),
+        # Every level passes the wrapper; _below drops what is under `level` first thing, and
+        # structlog.testing.capture_logs (which swaps the processors) still sees every line.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(_CurrentStdout())
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+
+
+class _CurrentStdout:
+    """sys.stdout as it is when a line is written (tests swap it), for both writers."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+class _StdoutLogger:
+    """Writes each rendered line to stdout and flushes it, as the stdlib StreamHandler did."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        stream = sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _below(threshold: int) -> Any:
+    def drop_below(_: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        if _LEVELS.get(method_name, logging.INFO) < threshold:
+            raise structlog.DropEvent
+        return event_dict
+
+    return drop_below
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _add_logger_name(logger: Any, _: str, event_dict: EventDict) -> EventDict:
+    # The field the stdlib's lines carry their logger's name in.
+    name = getattr(logger, "name", None)
+    if name is not None:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
+class _StdoutLoggerFactory:
+    def __call__(self, *args: Any) -> _StdoutLogger:
+        return _StdoutLogger(args[0] if args else None)
 
 
 def _add_service(name: str) -> Any:
@@ -56,8 +123,8 @@ def _add_service(name: str) -> Any:
     return processor
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
 
 
