@@ -10,11 +10,15 @@ Every key lives as long as batch state (BCS_REDIS_TTL_SECONDS), refreshed on eac
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from batch_conductor_service.domain.placement import UnplacedResult
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
 from batch_conductor_service.stores.placement.codec import decode_result, encode_result
+from batch_conductor_service.stores.placement.redis_scripts import index_essays, read_keys
 from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
 from batch_conductor_service.stores.redis.errors import guarded_redis_call
 from batch_conductor_service.stores.redis.keys import hash_tag
 
@@ -34,6 +38,9 @@ class RedisEssayPlacement:
         self._metrics = metrics
         self._breaker = breaker
         self._prefix = key_prefix
+        # One script per chunk of essays on one server; per-key commands across a cluster's
+        # slots (redis_scripts.py).
+        self._scripts = not isinstance(client, RedisCluster | WaitingRedisCluster)
 
     def batches_key(self, essay_id: str) -> str:
         return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:batches"
@@ -48,6 +55,13 @@ class RedisEssayPlacement:
                 by_essay.setdefault(essay_id, set()).add(batch_id)
 
         async def run() -> None:
+            if self._scripts:
+                batches_by_key = {
+                    self.batches_key(essay_id): sorted(batch_ids)
+                    for essay_id, batch_ids in by_essay.items()
+                }
+                await index_essays(self._client, batches_by_key, self._ttl)
+                return
             async with self._client.pipeline(transaction=False) as pipe:
                 for essay_id, batch_ids in by_essay.items():
                     key = self.batches_key(essay_id)
@@ -92,6 +106,8 @@ class RedisEssayPlacement:
             return []
 
         async def run() -> list[Any]:
+            if self._scripts:
+                return await read_keys(self._client, command, [key_of(e) for e in essays])
             async with self._client.pipeline(transaction=False) as pipe:
                 for essay_id in essays:
                     # execute_command, as stores/redis/reads.py explains for SMEMBERS.
