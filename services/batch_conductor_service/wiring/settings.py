@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     KAFKA_MAX_POLL_RECORDS: int = Field(default=500, ge=1)
     KAFKA_RETRY_BACKOFF_MAX_SECONDS: Seconds = 30.0
     KAFKA_RETRY_BACKOFF_INITIAL_SECONDS: Seconds = 0.5
-    KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=10.0, ge=3.0)
+    # Kafka's own default floor for a session (group.min.session.timeout.ms): the shorter it
+    # is, the sooner a group forms, as brokers wait a share of it for members to join.
+    KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=6.0, ge=3.0)
     KAFKA_DLQ_SEND_TIMEOUT_SECONDS: Seconds = 10.0
     RESOLUTION_DLQ_TIMEOUT_SECONDS: Seconds = 2.0
     # Failed resolutions dead-lettered per minute at most; the rest are counted and dropped.
