@@ -3,10 +3,12 @@
 The service runs as a process on Redis, its state projected by its own consumer from real
 events on the bundled broker (Tansu): batches of 30, 1,000 and 10,000 essays, each with its
 roster and a spellcheck result per essay. wrk (-t2 -c32) then drives /define for each of them
-and for a batch nobody has seen, and drives the floor app (bench/floor_app.py) before and after;
-the ratio to the floor's mean is what carries over to another machine.
+and for a batch nobody has seen, each run between two runs of the floor app
+(bench/floor_app.py); the ratio to those two, the median over the rounds, is what carries over
+to another machine (and what a machine shared with other work disturbs least).
 
-    .venv/bin/python bench/bench_http.py        (needs wrk, Redis; BCS_BENCH_SECONDS per run)
+    .venv/bin/python bench/bench_http.py        (needs wrk and Redis;
+        BCS_BENCH_SECONDS per run, BCS_BENCH_ROUNDS)
 """
 
 import asyncio
@@ -15,7 +17,9 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from statistics import median
 
 from backlog import batch_events, create_topics, publish
 from load import LoadResult, require_wrk, run_wrk, wait_until_listening
@@ -23,7 +27,8 @@ from service_process import ROOT, ServiceProcess, remove_state, run_id
 
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker, free_port
 
-SECONDS = int(os.environ.get("BCS_BENCH_SECONDS", "10"))
+SECONDS = int(os.environ.get("BCS_BENCH_SECONDS", "4"))
+ROUNDS = int(os.environ.get("BCS_BENCH_ROUNDS", "2"))
 SIZES = (30, 1_000, 10_000)
 PIPELINE = "comprehensive"
 
@@ -48,18 +53,32 @@ def define_body(batch_id: str) -> dict[str, str]:
     return {"batch_id": batch_id, "requested_pipeline": PIPELINE}
 
 
-def row(name: str, result: LoadResult, floor_rps: float) -> str:
-    errors = result.socket_errors + result.non2xx
-    flag = f"  ({errors} errors)" if errors else ""
-    return (
-        f"  {name:<24}{result.rps:>9,.0f}{result.rps / floor_rps:>9.2f}x"
-        f"{result.p50_ms:>10.1f}{result.p99_ms:>10.1f}{flag}"
-    )
+@dataclass
+class Figures:
+    """One target's runs, each with the floor measured just before and just after it."""
+
+    runs: list[LoadResult] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+
+    def row(self, name: str) -> str:
+        errors = sum(r.socket_errors + r.non2xx for r in self.runs)
+        flag = f"  ({errors} errors)" if errors else ""
+        return (
+            f"  {name:<24}{median(r.rps for r in self.runs):>9,.0f}{median(self.ratios):>9.2f}x"
+            f"{median(r.p50_ms for r in self.runs):>10.1f}{self.p99:>10.1f}{flag}"
+        )
+
+    @property
+    def p99(self) -> float:
+        return median(r.p99_ms for r in self.runs)
 
 
 def main() -> None:
     require_wrk()
-    print(f"bench_http  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  wrk -t2 -c32 -d{SECONDS}s")
+    print(
+        f"bench_http  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  wrk -t2 -c32 -d{SECONDS}s, "
+        f"{ROUNDS} rounds, the floor before and after every run"
+    )
     run = run_id()
     batches = {size: f"{run}-b{size}" for size in SIZES}
     broker = EmbeddedBroker.start(preferred_port=0)
@@ -82,24 +101,29 @@ def main() -> None:
         )
         floor_url = f"http://127.0.0.1:{floor_port}"
         wait_until_listening(floor_url)
-        body = define_body("floor")
-        run_wrk(floor_url, body, 1)  # warm both up before measuring
-        run_wrk(service.base_url, define_body(batches[30]), 1)
-        floor_before = run_wrk(floor_url, body, SECONDS)
         targets = {f"{size:,}-essay batch": batch_id for size, batch_id in batches.items()}
         targets["unknown batch"] = f"{run}-never-seen"
-        results = {
-            name: run_wrk(service.base_url, define_body(b), SECONDS) for name, b in targets.items()
-        }
-        floor_after = run_wrk(floor_url, body, SECONDS)
-        floor_rps = (floor_before.rps + floor_after.rps) / 2
+        run_wrk(floor_url, define_body("floor"), 1)  # warm both up before measuring
+        run_wrk(service.base_url, define_body(batches[30]), 1)
+        floor_figures = Figures()
+        figures = {name: Figures() for name in targets}
+        for _ in range(ROUNDS):
+            before = run_wrk(floor_url, define_body("floor"), SECONDS)
+            floor_figures.runs.append(before)
+            for name, batch_id in targets.items():
+                result = run_wrk(service.base_url, define_body(batch_id), SECONDS)
+                after = run_wrk(floor_url, define_body("floor"), SECONDS)
+                floor_figures.runs.append(after)
+                figures[name].runs.append(result)
+                figures[name].ratios.append(result.rps / ((before.rps + after.rps) / 2))
+                before = after
+        floor_figures.ratios = [1.0]
         print(f"  {'/define for':<24}{'req/s':>9}{'of floor':>10}{'p50 ms':>10}{'p99 ms':>10}")
-        print(row("floor (before)", floor_before, floor_rps))
-        for name, result in results.items():
-            print(row(name, result, floor_rps))
-        print(row("floor (after)", floor_after, floor_rps))
-        small, big = results["30-essay batch"], results["10,000-essay batch"]
-        print(f"  p99 10,000 / p99 30 essays: {big.p99_ms / small.p99_ms:.2f}x")
+        print(floor_figures.row("floor app"))
+        for name, target in figures.items():
+            print(target.row(name))
+        small, big = figures["30-essay batch"], figures["10,000-essay batch"]
+        print(f"  p99 10,000 / p99 30 essays: {big.p99 / small.p99:.2f}x  (medians of {ROUNDS})")
     finally:
         if floor is not None:
             floor.terminate()
