@@ -30,7 +30,9 @@ class BcsMetrics:
             "Consumed events by topic and outcome. applied: this replica added the event's id "
             "to the answering store (Redis, or memory), which lets one writer per id do so: "
             "once per event across replicas. duplicate: the id was there already. "
-            "dead_lettered: sent to the DLQ. retried: handled again after an outage.",
+            "dead_lettered: sent to the DLQ. retried: handled again after an outage. parked: "
+            "an essay result naming no batch, kept until a roster names its essay. ignored: "
+            "such a result whose status is not terminal.",
             ["event_type", "outcome"],
             registry=registry,
         )

@@ -164,6 +164,11 @@ class EventBatchProcessor:
         counter = self._metrics.unplaced_results
         parked = {result.event_id for result in placed.parked}
         on_arrival = {change.event_id for change in placed.on_arrival}
+        # An event placed in several batches counts as applied if any of them took it new.
+        stored: dict[str, str] = {}
+        for change, result in zip(placed.changes, results, strict=True):
+            if stored.get(change.event_id) != ApplyResult.APPLIED.value:
+                stored[change.event_id] = result.value
         for item in messages:
             event = item.event
             if event.result is None:
@@ -173,9 +178,10 @@ class EventBatchProcessor:
             else:
                 outcome = "placed_on_arrival"
             counter.labels(outcome).inc()
-            self._metrics.events_processed.labels(
-                item.message.topic, "parked" if outcome == "parked" else "applied"
-            ).inc()
+            processed = {"parked": "parked", "not_terminal": "ignored"}.get(
+                outcome, stored.get(event.event_id, ApplyResult.DUPLICATE.value)
+            )
+            self._metrics.events_processed.labels(item.message.topic, processed).inc()
             with bound_context(correlation_id=clip_id(event.correlation_id)):
                 logger.debug(
                     "unplaced_result",

@@ -193,6 +193,15 @@ async def test_a_redelivered_result_counts_once() -> None:
     # Parked once; then placed with the roster of the same fetch, and again on redelivery.
     assert (service.counted("parked"), service.counted("placed_on_arrival")) == (1, 2)
     assert service.dead_letters.sent == []
+    # Stored new once (with the roster); both other deliveries found it there.
+    processed = {
+        outcome: service.registry.get_sample_value(
+            "bcs_events_processed_total",
+            {"event_type": Topic.SPELLCHECK_COMPLETED.value, "outcome": outcome},
+        )
+        for outcome in ("parked", "applied", "duplicate")
+    }
+    assert processed == {"parked": 1.0, "applied": 1.0, "duplicate": 1.0}
 
 
 BATCHES = {"b1": ["e1", "e2"], "b2": ["e2", "e3"], "b3": ["e4"]}
