@@ -1,6 +1,7 @@
 """Essay placement on every store: the index and the kept results, then results placed by the
 roster through the consumer's processor over each real repository, in both orders."""
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -176,3 +177,35 @@ async def test_a_result_naming_no_batch_lands_in_its_rosters_batch_on_each_store
     snapshot = await store.repository.get_snapshot(batch)
     assert snapshot.succeeded_for("spellcheck") == {e1}
     assert snapshot.failed_for("spellcheck") == {e2}
+
+
+async def test_replicas_racing_over_a_real_store_lose_no_placement(
+    store: StoreUnderTest, request: pytest.FixtureRequest, metrics: BcsMetrics
+) -> None:
+    kind = request.node.callspec.params["store"]
+    placement_kind = {"fakeredis": "memory", "redis+postgresql": "postgresql"}.get(kind, kind)
+    placement = _placement(request, placement_kind, metrics)
+    replicas = [
+        EventBatchProcessor(store.repository, RecordingDlqProducer(), metrics, placement=placement)
+        for _ in range(4)
+    ]
+    batches = {batch: ids("essay", 5) for batch in ids("batch", 3)}
+    messages = [
+        message(Topic.BATCH_ESSAYS_READY, ev.ready(batch, essays))
+        for batch, essays in batches.items()
+    ] + [
+        message(Topic.SPELLCHECK_COMPLETED, ev.spellcheck(None, essay))
+        for essays in batches.values()
+        for essay in essays
+    ]
+    # Each message alone on some replica, all at once: rosters and results race.
+    await asyncio.gather(
+        *(
+            replicas[i % len(replicas)].process(FetchedBatch.of([m]))
+            for i, m in enumerate(reversed(messages))
+        )
+    )
+    for batch, essays in batches.items():
+        assert (await store.repository.get_snapshot(batch)).succeeded_for("spellcheck") == set(
+            essays
+        )
