@@ -2,8 +2,11 @@
 CI (CI=true), where a missing service is a failure: CI must never pass by skipping."""
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.process_guard import adopt_orphans, left_behind
 
 
 def service_missing(what: str) -> None:
@@ -11,3 +14,14 @@ def service_missing(what: str) -> None:
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"{what} is not reachable, and under CI integration tests must not skip")
     pytest.skip(f"{what} is not reachable")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """`make test` must leave nothing running: every process a test started, and every process
+    those started, has stopped by the end of the session (checked where Linux allows it)."""
+    watching = adopt_orphans()
+    yield
+    if watching:
+        leftovers = left_behind()
+        assert not leftovers, f"processes left running (now killed): {leftovers}"
