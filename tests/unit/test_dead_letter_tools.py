@@ -1,0 +1,80 @@
+"""Selecting and planning dead-letter replays: pure, no broker."""
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batch_conductor_service.cli.dlq_commands import entry_as_line, replay_line
+from batch_conductor_service.dead_letter.reader import (
+    DeadLetterEntry,
+    Selection,
+    parse_entry,
+    select,
+)
+from batch_conductor_service.dead_letter.replay import plan_replay
+from common_core.events import DeadLetterRecord
+
+TOPIC = "huleedu.essay.spellcheck.completed.v1"
+FAILED_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def record_bytes(payload: bytes, reason: str = "invalid_json", topic: str = TOPIC) -> bytes:
+    text, encoding = DeadLetterRecord.encode_payload(payload)
+    return (
+        DeadLetterRecord(
+            original_payload=text,
+            original_payload_encoding=encoding,
+            original_topic=topic,
+            original_partition=2,
+            original_offset=41,
+            reason=reason,
+            error="Expecting value:\n line 1",
+            failing_service="batch_conductor_service",
+            failed_at=FAILED_AT,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def entry(offset: int, reason: str = "invalid_json", partition: int = 0) -> DeadLetterEntry:
+    return parse_entry(partition, offset, 0, record_bytes(b"x", reason))
+
+
+def test_a_record_that_is_not_a_dead_letter_record_is_listed_with_the_problem() -> None:
+    parsed = parse_entry(0, 7, 1_700_000_000_000, b"not json")
+    assert parsed.record is None
+    assert parsed.problem is not None
+    assert parsed.problem.startswith("not a dead-letter record")
+    assert parsed.reason is None
+    (item,) = plan_replay([parsed], TOPIC)
+    assert item.payload is None
+    assert replay_line(item, dry_run=True).startswith("skip offset 7: not a dead-letter record")
+
+
+def test_selection_by_reason_partition_and_inclusive_offsets() -> None:
+    entries = [entry(0), entry(1, "unplaceable_event"), entry(2), entry(3), entry(1, partition=1)]
+    chosen = select(entries, Selection(frozenset({"invalid_json"}), 1, 2, partition=0))
+    assert [(e.partition, e.offset) for e in chosen] == [(0, 2)]
+    assert len(select(entries, Selection())) == 5
+    assert [e.offset for e in select(entries, Selection(to_offset=1, partition=0))] == [0, 1]
+
+
+@given(st.binary(max_size=200))
+def test_replay_sends_back_exactly_the_original_bytes(payload: bytes) -> None:
+    (item,) = plan_replay([parse_entry(0, 0, None, record_bytes(payload))], TOPIC)
+    assert item.payload == payload
+
+
+def test_a_record_of_another_topic_is_not_replayed_to_this_one() -> None:
+    other = parse_entry(0, 0, None, record_bytes(b"{}", topic="huleedu.other.v1"))
+    (item,) = plan_replay([other], TOPIC)
+    assert item.payload is None
+    assert item.skipped == "its original topic is huleedu.other.v1"
+
+
+def test_a_listed_line_shows_offset_time_reason_origin_and_the_error_on_one_line() -> None:
+    line = entry_as_line(entry(5, partition=3))
+    assert line.split()[:5] == ["3:5", "2026-03-01", "09:00:00", "invalid_json", "2:41"]
+    assert line.endswith("Expecting value: line 1")
