@@ -2,7 +2,8 @@
 Redis when a batch has expired there."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts
@@ -18,6 +19,7 @@ from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 APPLIED = ApplyResult.APPLIED
 # Beyond this many ids pending (Redis down a long time), they are forgotten: only counts suffer.
 _MAX_PENDING = 100_000
@@ -28,8 +30,14 @@ class DurableBatchStateRepository:
     health_name = "repository"
 
     def __init__(
-        self, redis: RedisBatchStateRepository, record: PostgresBatchRecord, metrics: BcsMetrics
+        self,
+        redis: RedisBatchStateRepository,
+        record: PostgresBatchRecord,
+        metrics: BcsMetrics,
+        *,
+        check_reads: bool = True,
     ) -> None:
+        self._check_reads = check_reads
         self._redis = redis
         self._record = record
         self._metrics = metrics
@@ -38,29 +46,64 @@ class DurableBatchStateRepository:
 
     async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
         try:
-            in_redis = await self._redis.read_stored(batch_id)
+            in_redis, behind = await self._versioned(
+                self._redis.read_stored_versioned(batch_id), batch_id
+            )
         except StateStoreUnavailableError as redis_down:
             self._read_falls_back(batch_id, redis_down)
             recorded = await self._record.load(batch_id, with_event_ids=False)
             return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
-        if in_redis is not None:
+        if in_redis is not None and not behind:
             return in_redis.to_snapshot()
         recorded = await self._rebuild(batch_id)
         return BatchSnapshot.empty(batch_id) if recorded is None else recorded.to_snapshot()
 
     async def get_counts(self, batch_id: str) -> BatchCounts:
         try:
-            in_redis = await self._redis.read_counts(batch_id)
+            in_redis, behind = await self._versioned(
+                self._redis.read_counts_versioned(batch_id), batch_id
+            )
         except StateStoreUnavailableError as redis_down:
             self._read_falls_back(batch_id, redis_down)
             recorded = await self._record.load_counts(batch_id)
             return BatchCounts(batch_id=batch_id) if recorded is None else recorded
-        if in_redis is not None:
+        if in_redis is not None and not behind:
             return in_redis
         recorded_facts = await self._rebuild(batch_id)
         if recorded_facts is None:
             return BatchCounts(batch_id=batch_id)
         return BatchCounts.of(recorded_facts.to_snapshot())
+
+    async def _versioned(
+        self, redis_read: Awaitable[tuple[T, int]], batch_id: str
+    ) -> tuple[T, bool]:
+        """Redis's answer, and whether Redis is behind the record: it holds fewer of the
+        batch's event ids (a failover lost its last writes, or a write is under way, PostgreSQL
+        being written first). Both are asked at once, so the check costs no extra wait; if the
+        record cannot answer, Redis's answer stands."""
+        if not self._check_reads:
+            value, _ = await redis_read
+            return value, False
+        redis_result, record_result = await asyncio.gather(
+            redis_read, self._record.event_count(batch_id), return_exceptions=True
+        )
+        if isinstance(redis_result, BaseException):
+            raise redis_result
+        value, in_redis = redis_result
+        if isinstance(record_result, StateStoreUnavailableError):
+            return value, False
+        if isinstance(record_result, BaseException):
+            raise record_result
+        behind = value is not None and record_result > in_redis
+        if behind:
+            self._metrics.repository_errors.labels("redis", "behind_record").inc()
+            logger.warning(
+                "redis_behind_record",
+                batch_id=clip_id(batch_id),
+                in_redis=in_redis,
+                recorded=record_result,
+            )
+        return value, behind
 
     def _read_falls_back(self, batch_id: str, redis_down: StateStoreUnavailableError) -> None:
         # The record holds every change that Redis holds (it is written first), so it can

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     DATABASE_SCHEMA: str = Field(default="bcs", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     DATABASE_POOL_MAX_SIZE: int = Field(default=10, ge=1)
     DATABASE_TIMEOUT_SECONDS: Seconds = 5.0
+    # With PostgreSQL: each read also counts the batch's recorded event ids (at the same time as
+    # the Redis read) and rebuilds the batch in Redis when Redis holds fewer (a failover).
+    VERIFY_READS_WITH_RECORD: bool = True
 
     # The in-memory store's cap: beyond it the batches closest to expiry are dropped first.
     MEMORY_MAX_BATCHES: int = Field(default=100_000, ge=1)

@@ -100,9 +100,15 @@ class DurableStoreProvider(Provider):
 
     @provide
     def repository(
-        self, redis: RedisBatchStateRepository, record: PostgresBatchRecord, metrics: BcsMetrics
+        self,
+        redis: RedisBatchStateRepository,
+        record: PostgresBatchRecord,
+        metrics: BcsMetrics,
+        settings: Settings,
     ) -> BatchStateRepositoryProtocol:
-        return DurableBatchStateRepository(redis, record, metrics)
+        return DurableBatchStateRepository(
+            redis, record, metrics, check_reads=settings.VERIFY_READS_WITH_RECORD
+        )
 
     @provide
     async def placement(

@@ -152,3 +152,44 @@ async def test_health_shows_an_eviction_policy_that_can_drop_batch_keys(
         assert detail["maxmemory_policy"] == "volatile-lru"
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("read", ["snapshot", "counts"])
+async def test_a_redis_behind_the_record_after_a_failover_is_rebuilt_and_answers_right(
+    durable: tuple[DurableBatchStateRepository, RedisBatchStateRepository],
+    redis_client: Redis,
+    metrics: BcsMetrics,
+    read: str,
+) -> None:
+    repository, redis = durable
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await repository.apply_many(
+        [
+            roster(batch, RosterSource.READY, "e1", "e2"),
+            essays(batch, "spellcheck", OK, "e1", "e2"),
+        ]
+    )
+    keys = redis.keys(batch)
+    # A replica's copy of the batch, taken before the last write reached it...
+    dumps = {key: await redis_client.dump(key) for key in keys.all}
+    await repository.apply(outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 1))
+    # ...promoted: consistent, markers and all, but without the FAILED_CRITICALLY outcome.
+    for key, value in dumps.items():
+        await redis_client.delete(key)
+        if value is not None:
+            await redis_client.restore(key, 0, value, replace=True)
+    await redis_client.delete(keys.counts)
+    assert (await answers(redis, batch))[1]["spellcheck"] is True
+
+    if read == "snapshot":
+        snapshot = await repository.get_snapshot(batch)
+        assert snapshot.batch_outcomes["spellcheck"].status is BatchPhaseStatus.FAILED_CRITICALLY
+    assert await answers(repository, batch) == (
+        {"spellcheck": False, "nlp": False},
+        {"spellcheck": False, "nlp": False},
+    )
+    # Repaired: Redis alone answers right again.
+    assert (await answers(redis, batch))[1]["spellcheck"] is False
+    assert metrics.registry.get_sample_value(
+        "bcs_repository_errors_total", {"store": "redis", "operation": "behind_record"}
+    )

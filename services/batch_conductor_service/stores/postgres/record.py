@@ -97,6 +97,21 @@ class PostgresBatchRecord:
 
         return await self._guarded("load", load)
 
+    async def event_count(self, batch_id: str) -> int:
+        """How many event ids are recorded for the batch: its version, which Redis's is checked
+        against on read (one primary-key range count)."""
+
+        async def count() -> int:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                value = await conn.fetchval(
+                    f"SELECT count(*) FROM {self._schema}.processed_events WHERE batch_id = $1",
+                    batch_id,
+                    timeout=self._timeout,
+                )
+            return int(value or 0)
+
+        return await self._guarded("count", count)
+
     async def health(self) -> dict[str, ComponentHealth]:
         detail: dict[str, Any] = {"circuit": self._breaker.state.value}
         try:

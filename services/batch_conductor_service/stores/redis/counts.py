@@ -80,7 +80,9 @@ if #counts == 0 then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[7], ttl) end
 end
-return {counts, redis.call('SMEMBERS', KEYS[6])}
+local markers = 1
+for i = 4, 8 do markers = markers + redis.call('SISMEMBER', KEYS[1], ARGV[i]) end
+return {counts, redis.call('SMEMBERS', KEYS[6]), redis.call('SCARD', KEYS[1]) - markers}
 """
 # The script's answer for a batch some of whose sets were lost.
 LOST_REPLY = -1
@@ -183,12 +185,20 @@ class CoalescedCountReads:
         ]
 
 
+def event_count_of(reply: Any) -> int | None:
+    """How many event ids Redis holds for the batch (its version, compared with the record's);
+    None when the reply holds no batch."""
+    if not reply or reply == LOST_REPLY:
+        return None
+    return int(reply[2])
+
+
 def counts_from_reply(batch_id: str, reply: Any) -> tuple[BatchCounts | None, dict[str, int]]:
     """The counts (None when Redis does not hold the batch in full), and how many members of
     each set did not parse (by set name), for the caller to report."""
     if not reply or reply == LOST_REPLY:
         return None, {}
-    flat, outcome_members = reply
+    flat, outcome_members = reply[0], reply[1]
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
     steps: dict[str, dict[str, int]] = {}
     unparsed: dict[str, int] = {}

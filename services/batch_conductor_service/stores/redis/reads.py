@@ -41,14 +41,21 @@ async def read_batch_sets(client: BatchStateRedis, keys: BatchKeys) -> list[Any]
             pipe.execute_command("SMEMBERS", key)
         pipe.execute_command("ZSCORE", keys.last_event, LAST_EVENT_MEMBER)
         pipe.execute_command("SMISMEMBER", keys.events, *held_markers(keys))
+        pipe.execute_command("SCARD", keys.events)
         replies: list[Any] = await pipe.execute()
         return replies
+
+
+def event_count_from_sets(replies: list[Any]) -> int:
+    """How many event ids the events set holds: its size less the markers in it."""
+    present, held, size = replies[0], replies[7], replies[8]
+    return int(size) - int(bool(present)) - sum(int(bool(h)) for h in held)
 
 
 def facts_from_sets(keys: BatchKeys, replies: list[Any], metrics: BcsMetrics) -> BatchFacts | None:
     """None when Redis does not hold the batch in full: never written, expired, or some of
     its sets lost (integrity.py)."""
-    present, registered, ready, succeeded, failed, outcomes, last_event_score, held = replies
+    present, registered, ready, succeeded, failed, outcomes, last_event_score, held, _ = replies
     if not present:
         return None
     lost = lost_sets(keys, held, [registered, ready, succeeded, failed, outcomes])

@@ -20,6 +20,7 @@ from batch_conductor_service.stores.redis.counts import (
     LOST_REPLY,
     CoalescedCountReads,
     counts_from_reply,
+    event_count_of,
 )
 from batch_conductor_service.stores.redis.errors import (
     STORE,
@@ -31,6 +32,7 @@ from batch_conductor_service.stores.redis.eviction import eviction_detail, read_
 from batch_conductor_service.stores.redis.integrity import report_lost
 from batch_conductor_service.stores.redis.keys import BatchKeys
 from batch_conductor_service.stores.redis.reads import (
+    event_count_from_sets,
     facts_from_sets,
     read_batch_sets,
     report_unparsed,
@@ -94,6 +96,11 @@ class RedisBatchStateRepository:
 
     async def read_counts(self, batch_id: str) -> BatchCounts | None:
         """The batch's counts in one round trip, or None when Redis does not hold it in full."""
+        counts, _ = await self.read_counts_versioned(batch_id)
+        return counts
+
+    async def read_counts_versioned(self, batch_id: str) -> tuple[BatchCounts | None, int]:
+        """`read_counts`, and how many event ids Redis holds for the batch (0 for none)."""
         keys = self.keys(batch_id)
         reply = await self._guarded("read", lambda: self._count_reads.read(keys))
         if reply == LOST_REPLY:
@@ -101,7 +108,7 @@ class RedisBatchStateRepository:
         counts, unparsed = counts_from_reply(batch_id, reply)
         for name, count in unparsed.items():
             report_unparsed(self._metrics, getattr(keys, name), count)
-        return counts
+        return counts, event_count_of(reply) or 0
 
     async def apply(self, change: BatchStateChange) -> ApplyResult:
         (result,) = await self.apply_many([change])
@@ -121,9 +128,14 @@ class RedisBatchStateRepository:
 
     async def read_stored(self, batch_id: str) -> BatchFacts | None:
         """The batch's facts, or None when Redis does not hold it in full."""
+        facts, _ = await self.read_stored_versioned(batch_id)
+        return facts
+
+    async def read_stored_versioned(self, batch_id: str) -> tuple[BatchFacts | None, int]:
+        """`read_stored`, and how many event ids Redis holds for the batch."""
         keys = self.keys(batch_id)
         replies = await self._guarded("read", lambda: read_batch_sets(self._client, keys))
-        return facts_from_sets(keys, replies, self._metrics)
+        return facts_from_sets(keys, replies, self._metrics), event_count_from_sets(replies)
 
     async def restore(self, stored: BatchFacts) -> None:
         """Adds a stored batch's facts; a plain union, so it is safe beside concurrent writers."""
