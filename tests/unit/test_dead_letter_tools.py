@@ -78,3 +78,20 @@ def test_a_listed_line_shows_offset_time_reason_origin_and_the_error_on_one_line
     line = entry_as_line(entry(5, partition=3))
     assert line.split()[:5] == ["3:5", "2026-03-01", "09:00:00", "invalid_json", "2:41"]
     assert line.endswith("Expecting value: line 1")
+
+
+def test_a_record_holding_only_a_prefix_of_its_payload_is_not_replayed() -> None:
+    record = DeadLetterRecord.model_validate_json(record_bytes(b'{"event_id": "e'))
+    clipped = record.model_copy(
+        update={
+            "original_payload_truncated": True,
+            "original_payload_length": 2_000_000,
+            "original_payload_sha256": "ab" * 32,
+        }
+    )
+    (item,) = plan_replay([parse_entry(0, 4, None, clipped.model_dump_json().encode())], TOPIC)
+    assert item.payload is None
+    assert item.skipped == (
+        f"the record holds only a prefix of the payload (2000000 bytes, sha256 {'ab' * 32}); "
+        "replay the original from its producer"
+    )

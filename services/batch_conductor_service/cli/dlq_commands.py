@@ -140,6 +140,8 @@ def entry_as_line(entry: DeadLetterEntry) -> str:
     )
     when = record.failed_at.strftime("%Y-%m-%d %H:%M:%S")
     error = " ".join(record.error.split())
+    if record.original_payload_truncated:
+        error += " [payload truncated: not replayable]"
     return f"{position:<10} {when:<20} {record.reason!s:<26} {original:<12} {error}"
 
 

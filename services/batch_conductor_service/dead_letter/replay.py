@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from batch_conductor_service.dead_letter.reader import DeadLetterEntry
+from common_core.events import DeadLetterRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +27,26 @@ def plan_replay(entries: Sequence[DeadLetterEntry], topic: str) -> list[ReplayIt
             items.append(ReplayItem(entry, None, entry.problem or "not a dead-letter record"))
         elif record.original_topic != topic:
             items.append(ReplayItem(entry, None, f"its original topic is {record.original_topic}"))
+        elif record.original_payload_truncated:
+            # A prefix would only be dead-lettered again, or worse, read as something else.
+            items.append(ReplayItem(entry, None, _truncated(record)))
         else:
             try:
                 items.append(ReplayItem(entry, record.payload_bytes()))
             except ValueError as exc:
                 items.append(ReplayItem(entry, None, str(exc)))
     return items
+
+
+def _truncated(record: DeadLetterRecord) -> str:
+    whole = record.original_payload_length
+    digest = record.original_payload_sha256
+    return (
+        "the record holds only a prefix of the payload"
+        + (f" ({whole} bytes" if whole is not None else " (")
+        + (f", sha256 {digest})" if digest else ")")
+        + "; replay the original from its producer"
+    )
 
 
 async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]) -> int:
