@@ -7,6 +7,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from batch_conductor_service.dev.embedded_broker import free_port
 from tests.e2e.conftest import BIN, RunningService, run_tool, start_service, stop_if_running
 
@@ -72,11 +74,13 @@ def test_demo_finds_the_broker_bcs_dev_started_and_prunes_spellcheck(
     assert "Pruned spellcheck: all 3 essays on the roster finished" in demo.stdout
 
 
+@pytest.mark.parametrize("when", ["consumer running", "consumer still joining its group"])
 def test_ctrl_c_stops_the_service_then_the_broker_without_errors(
-    dev_service: RunningService, tmp_path: Path
+    dev_service: RunningService, tmp_path: Path, when: str
 ) -> None:
     address = str(dev_state(dev_service)["bootstrap_servers"])
-    wait_for_consumer_running(dev_service)
+    if when == "consumer running":
+        wait_for_consumer_running(dev_service)
     # Ctrl-C in a terminal signals the whole foreground process group.
     os.killpg(dev_service.process.pid, signal.SIGINT)
     assert dev_service.process.wait(timeout=60) == 0
