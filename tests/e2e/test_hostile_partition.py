@@ -1,5 +1,6 @@
 """Every kind of poison found by attack, between good messages on one partition, against the
-service as a process on Redis + PostgreSQL and the bundled broker: the good messages are
+service as a process on Redis (one server, and a Redis Cluster) + PostgreSQL and the bundled
+broker: the good messages are
 applied, every poison message is in the DLQ with its reason, and the group's offset reaches the
 end of the partition (nothing stalls)."""
 
@@ -23,6 +24,8 @@ from tests.conftest import service_missing
 from tests.e2e.conftest import RunningService, start_service, stop_if_running
 from tests.e2e.test_operator_tools import until
 from tests.integration.kafka.kafka_support import read_topic
+from tests.integration.stores.conftest import redis_cluster  # noqa: F401 (a fixture)
+from tests.integration.stores.own_redis_cluster import OwnRedisCluster
 from tests.support import event_factory as ev
 
 TOPIC = Topic.BATCH_PHASE_OUTCOME.value
@@ -87,17 +90,23 @@ def broker() -> Iterator[str]:
     running.stop()
 
 
-@pytest.fixture
-def durable_service(broker: str, tmp_path: Path) -> Iterator[tuple[RunningService, str]]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+def durable_service(
+    broker: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[RunningService, str]]:
     schema = f"bcs_e2e_{uuid.uuid4().hex[:10]}"
     group = f"bcs-e2e-{uuid.uuid4().hex[:8]}"
+    redis: dict[str, str] = {"BCS_REDIS_URL": REDIS_URL}
+    if request.param == "redis-cluster":
+        cluster: OwnRedisCluster = request.getfixturevalue("redis_cluster")
+        redis = {"BCS_REDIS_URL": cluster.url, "BCS_REDIS_CLUSTER": "true"}
     running = start_service(
         [sys.executable, "-m", "batch_conductor_service"],
         {
             "BCS_KAFKA_BOOTSTRAP_SERVERS": broker,
             "BCS_KAFKA_CONSUMER_GROUP_ID": group,
             "BCS_KAFKA_RETRY_BACKOFF_INITIAL_SECONDS": "0.1",
-            "BCS_REDIS_URL": REDIS_URL,
+            **redis,
             "BCS_REDIS_KEY_PREFIX": f"bcs-e2e-{uuid.uuid4().hex[:8]}",
             "BCS_DATABASE_URL": DATABASE_URL,
             "BCS_DATABASE_SCHEMA": schema,
