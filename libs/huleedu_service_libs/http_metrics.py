@@ -1,6 +1,7 @@
 """The HTTP request metrics every HuleEdu service exposes, and a Quart hook to record them."""
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from quart import Quart, Response, g, request
@@ -28,6 +29,11 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # Label children by label values: looking one up in prometheus_client costs more than
+        # the increment; the values are bounded (methods, route templates, status codes).
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
     def instrument(self, app: Quart) -> None:
         app.before_request(self._start_timer)
         app.after_request(self._record)
@@ -40,7 +46,15 @@ class HttpMetrics:
         # The route template, not the raw path, keeps label cardinality bounded.
         endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
         method = request.method if request.method in KNOWN_METHODS else "other"
-        self.requests.labels(method, endpoint, str(response.status_code)).inc()
+        status = response.status_code
+        counted = self._counted.get((method, endpoint, status))
+        if counted is None:
+            counted = self.requests.labels(method, endpoint, str(status))
+            self._counted[(method, endpoint, status)] = counted
+        counted.inc()
         if started is not None:
-            self.duration.labels(method, endpoint).observe(time.perf_counter() - started)
+            timed = self._timed.get((method, endpoint))
+            if timed is None:
+                timed = self._timed[(method, endpoint)] = self.duration.labels(method, endpoint)
+            timed.observe(time.perf_counter() - started)
         return response

@@ -6,6 +6,7 @@ from batch_conductor_service.domain.preconditions import (
     check_preconditions,
 )
 from batch_conductor_service.domain.resolution_rules import (
+    PipelinePlan,
     Resolution,
     UnknownPipelineError,
     plan,
@@ -30,6 +31,10 @@ class PipelineResolutionService:
         self._graph = graph
         self._repository = repository
         self._metrics = metrics
+        # Plans depend on the graph and the name alone, and only known names are planned: a
+        # bounded memo, not state.
+        self._plans: dict[str, PipelinePlan] = {}
+        self._succeeded = metrics.pipeline_resolutions.labels("success")
 
     async def resolve(
         self,
@@ -38,7 +43,7 @@ class PipelineResolutionService:
         batch_metadata: Mapping[str, Any] | None = None,
     ) -> Resolution:
         try:
-            request = plan(self._graph, requested_pipeline)
+            request = self._plan(requested_pipeline)
         except UnknownPipelineError:
             self._metrics.pipeline_resolutions.labels("unknown_pipeline").inc()
             raise
@@ -58,7 +63,7 @@ class PipelineResolutionService:
             self._metrics.pipeline_resolutions.labels("failure").inc()
             raise
         resolution = prune(self._graph, request, counts)
-        self._metrics.pipeline_resolutions.labels("success").inc()
+        self._succeeded.inc()
         for pruned in resolution.pruned:
             self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()
         logger.info(
@@ -69,3 +74,10 @@ class PipelineResolutionService:
             pruned=[p.step for p in resolution.pruned],
         )
         return resolution
+
+    def _plan(self, requested_pipeline: str) -> PipelinePlan:
+        name = requested_pipeline.strip()
+        known = self._plans.get(name)
+        if known is None:
+            known = self._plans[name] = plan(self._graph, name)
+        return known

@@ -67,16 +67,21 @@ class PipelineDefineResponse(BaseModel):
 
     @classmethod
     def from_resolution(cls, resolution: Resolution) -> "PipelineDefineResponse":
-        return cls(
-            batch_id=resolution.batch_id,
-            final_pipeline=list(resolution.final_pipeline),
-            analysis_summary=resolution.summary,
-            requested_pipeline=resolution.requested,
-            resolved_as=resolution.kind.value,
-            added_dependencies=list(resolution.added_dependencies),
-            pruned_steps=[PrunedStepModel(step=p.step, reason=p.reason) for p in resolution.pruned],
-            stages=[list(stage) for stage in resolution.stages],
-        )
+        return cls.model_validate(define_response_body(resolution))
+
+
+def define_response_body(resolution: Resolution) -> dict[str, Any]:
+    """PipelineDefineResponse's JSON body, built without the model: /define's hot path."""
+    return {
+        "batch_id": resolution.batch_id,
+        "final_pipeline": list(resolution.final_pipeline),
+        "analysis_summary": resolution.summary,
+        "requested_pipeline": resolution.requested,
+        "resolved_as": resolution.kind.value,
+        "added_dependencies": list(resolution.added_dependencies),
+        "pruned_steps": [{"step": p.step, "reason": p.reason} for p in resolution.pruned],
+        "stages": [list(stage) for stage in resolution.stages],
+    }
 
 
 class ErrorResponse(BaseModel):

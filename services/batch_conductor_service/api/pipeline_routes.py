@@ -8,7 +8,7 @@ from quart_dishka import inject
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import adopt_correlation_id
-from batch_conductor_service.api.models import PipelineDefineRequest, PipelineDefineResponse
+from batch_conductor_service.api.models import PipelineDefineRequest, define_response_body
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.preconditions import PreconditionFailedError
@@ -73,4 +73,4 @@ async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Res
         return error_response(
             400, "precondition_failed", {"message": str(exc), "flags": sorted(exc.failed)}
         )
-    return json_response(200, PipelineDefineResponse.from_resolution(resolution).model_dump())
+    return json_response(200, define_response_body(resolution))
