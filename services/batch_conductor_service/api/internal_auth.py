@@ -15,7 +15,7 @@ from quart import Quart, Response, request
 
 from batch_conductor_service.api.responses import error_response
 from batch_conductor_service.metrics import BcsMetrics
-from huleedu_service_libs.log_bounds import clip_id
+from huleedu_service_libs.log_bounds import clip, clip_id
 from huleedu_service_libs.logging_utils import bind_log_context, get_logger
 
 KEY_HEADER = "X-Internal-API-Key"
@@ -43,7 +43,10 @@ def require_internal_api_key(app: Quart, key: str, metrics: BcsMetrics) -> None:
             reason = "invalid"
         metrics.internal_auth_failures.labels(reason).inc()
         logger.warning(
-            "internal_api_key_refused", reason=reason, caller_service=service_id, path=request.path
+            "internal_api_key_refused",
+            reason=reason,
+            caller_service=service_id,
+            path=clip(request.path, 300),
         )
         return error_response(
             401, "unauthorized", f"{reason} {KEY_HEADER}: this route needs the internal API key"

@@ -21,6 +21,7 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
 from batch_conductor_service.wiring.settings import Settings
 from batch_conductor_service.wiring.shutdown import ShutdownBudget
+from huleedu_service_libs.log_bounds import clip
 from huleedu_service_libs.logging_utils import clear_log_context, get_logger
 
 logger = get_logger(__name__)
@@ -122,5 +123,5 @@ def setup_error_mapping(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def _bug(exc: Exception) -> Response:
         adopt_correlation_id()
-        logger.exception("unhandled_error", path=request.path)
+        logger.exception("unhandled_error", path=clip(request.path, 300))
         return internal_error_response()
