@@ -5,9 +5,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
+from structlog.testing import capture_logs
 
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
 from batch_conductor_service.consumer.fetched_batch import FetchedBatch
@@ -125,3 +127,25 @@ async def test_define_refuses_an_out_of_bounds_batch_id_with_a_400_never_a_500(
 async def test_define_refuses_a_pipeline_name_with_control_characters(client: Client) -> None:
     response = await client.post(DEFINE, json={"batch_id": "b", "requested_pipeline": "nlp\x00"})
     assert response.status_code == 400
+
+
+async def test_the_per_fetch_log_line_stays_small_whatever_the_ids_hold() -> None:
+    # Twenty accepted events with the longest correlation id, twenty refused ones with 1 MB ids.
+    good = [
+        msg(PHASE, i, {**phase(batch_id=f"b{i}"), "correlation_id": "c" * 255}) for i in range(20)
+    ]
+    bad = [msg(PHASE, 20 + i, {**phase(), "correlation_id": "x" * 1_000_000}) for i in range(20)]
+    processor = EventBatchProcessor(
+        InMemoryBatchStateRepository(ttl_seconds=3600),
+        RecordingDlqProducer(),
+        BcsMetrics(CollectorRegistry()),
+        clock=lambda: datetime(2025, 6, 21, 12, tzinfo=UTC),
+        placement=InMemoryEssayPlacement(3600),
+    )
+
+    with capture_logs() as logs:
+        await processor.process(FetchedBatch.of([*good, *bad]))
+
+    [line] = [entry for entry in logs if entry["event"] == "event_batch_stored"]
+    assert len(orjson.dumps(line, default=str)) < 8_000
+    assert all(len(orjson.dumps(entry, default=str)) < 8_000 for entry in logs)
