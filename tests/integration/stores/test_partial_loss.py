@@ -14,6 +14,7 @@ from batch_conductor_service.domain.batch_state import EssayOutcome, RosterSourc
 from batch_conductor_service.domain.completion import step_completion
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.durable import DurableBatchStateRepository
+from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
 from batch_conductor_service.stores.redis.keys import BatchKeys
 from batch_conductor_service.stores.redis.repository import RedisBatchStateRepository
 from common_core.enums import BatchPhaseStatus
@@ -193,3 +194,12 @@ async def test_a_redis_behind_the_record_after_a_failover_is_rebuilt_and_answers
     assert metrics.registry.get_sample_value(
         "bcs_repository_errors_total", {"store": "redis", "operation": "behind_record"}
     )
+
+
+async def test_the_eviction_policy_of_a_redis_cluster_is_read_from_its_masters(
+    redis_cluster_client: WaitingRedisCluster, metrics: BcsMetrics
+) -> None:
+    redis = make_redis_repository(redis_cluster_client, metrics, "bcs")
+    await redis.check_eviction_policy()
+    assert redis.eviction_policy == "noeviction"
+    assert "maxmemory_policy" not in (await redis.health())["redis"].detail
