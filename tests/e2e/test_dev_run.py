@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from batch_conductor_service.dev.embedded_broker import free_port
-from tests.e2e.conftest import BIN, RunningService, run_tool, start_service, stop_if_running
+from tests.e2e.conftest import (
+    BIN,
+    REPO_ROOT,
+    RunningService,
+    run_tool,
+    start_service,
+    stop_if_running,
+)
 
 
 def dev_state(service: RunningService) -> dict[str, object]:
@@ -58,8 +65,14 @@ def test_dev_run_serves_with_embedded_broker_and_memory_state(
     assert "kafka_consumer" in checks
     # The first lines tell a newcomer where the service is and how to reach the bcs command.
     output = dev_service.log_path.read_text()
-    assert f"bcs-dev: starting the service on {dev_service.base_url}" in output
-    assert ".venv/bin/bcs --help" in output
+    (line,) = [line for line in output.splitlines() if line.startswith("bcs-dev: ")]
+    broker = str(dev_state(dev_service)["bootstrap_servers"])
+    assert line.startswith(f"bcs-dev: starting the service on {dev_service.base_url} ")
+    # The README shows the same line, with the default ports.
+    as_in_readme = line.replace(dev_service.base_url, "http://127.0.0.1:4002").replace(
+        broker, "127.0.0.1:19092"
+    )
+    assert as_in_readme in (REPO_ROOT / "README.md").read_text()
 
 
 def test_demo_finds_the_broker_bcs_dev_started_and_prunes_spellcheck(
