@@ -487,7 +487,8 @@ async def test_stop_while_joining_the_group_closes_the_client_without_waiting_ou
     harness = Harness()
     client = JoiningForever(harness.broker)
     harness.broker.clients.append(client)
-    harness.consumer._factory = lambda: client
+    # The fake broker hands out this client, as the real factory would hand out a new one.
+    harness.broker.client = lambda: client  # type: ignore[method-assign]
     harness.consumer.start()
     await client.joining.wait()
 
