@@ -41,7 +41,6 @@ class PhaseCompleteResponse(BaseModel):
     batch_id: str
     phase_name: str
     success: bool
-    duplicate: bool = Field(description="The same report was recorded before.")
 
 
 class PrunedStepModel(BaseModel):

@@ -124,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json_body(
-                            "PhaseCompleteResponse", "Recorded (a repeated report too)."
+                            "PhaseCompleteResponse", "Recorded; a step's latest report decides."
                         ),
                         "400": _error("Not JSON, not an object, invalid fields, unknown phase."),
                         "401": _error("BCS_INTERNAL_API_KEY is set and the key is wrong."),

@@ -4,7 +4,6 @@ events write to."""
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from batch_conductor_service.domain.batch_state import ApplyResult
 from batch_conductor_service.domain.phase_report import reported_phase_change
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
@@ -32,20 +31,16 @@ class PhaseReportService:
         self._repository = repository
         self._clock = clock
 
-    async def record(
-        self, batch_id: str, phase_name: str, success: bool, correlation_id: str | None
-    ) -> ApplyResult:
+    async def record(self, batch_id: str, phase_name: str, success: bool) -> None:
         """Raises UnknownPhaseError for a step pipelines.yaml lacks (its outcome could never
         prune anything), StateStoreUnavailableError when the store cannot take it."""
         if phase_name not in self._graph.steps:
             raise UnknownPhaseError(phase_name, list(self._graph.order))
-        change = reported_phase_change(batch_id, phase_name, success, correlation_id, self._clock())
-        result = await self._repository.apply(change)
+        change = reported_phase_change(batch_id, phase_name, success, self._clock())
+        await self._repository.apply(change)
         logger.info(
             "phase_completion_recorded",
             batch_id=clip_id(batch_id),
             phase_name=phase_name,
             success=success,
-            result=result.value,
         )
-        return result

@@ -1,5 +1,5 @@
 """POST /internal/v1/phases/complete: BOS reports a batch-level step outcome (current BOS;
-CONTRACTS.md section 1). 200 recorded (also for a repeat), 400 bad body or unknown phase, 503
+CONTRACTS.md section 1). 200 recorded, 400 bad body or unknown phase, 503
 when the store cannot take it (the app's error mapping)."""
 
 from typing import Any
@@ -14,7 +14,6 @@ from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PhaseCompleteRequest, PhaseCompleteResponse
 from batch_conductor_service.api.phase_reports import PhaseReportService, UnknownPhaseError
 from batch_conductor_service.api.responses import error_response, json_response
-from batch_conductor_service.domain.batch_state import ApplyResult
 from common_core.validation_errors import field_problems
 
 phase_bp = Blueprint("phases", __name__, url_prefix="/internal/v1/phases")
@@ -37,9 +36,7 @@ async def complete_phase(service: FromDishka[PhaseReportService]) -> Response:
         detail = [{"field": p.field, "message": p.message} for p in field_problems(exc)]
         return error_response(400, "validation_failed", detail)
     try:
-        result = await service.record(
-            payload.batch_id, payload.phase_name, payload.success, payload.correlation_id
-        )
+        await service.record(payload.batch_id, payload.phase_name, payload.success)
     except UnknownPhaseError as exc:
         return error_response(
             400,
@@ -51,6 +48,5 @@ async def complete_phase(service: FromDishka[PhaseReportService]) -> Response:
         batch_id=payload.batch_id,
         phase_name=payload.phase_name,
         success=payload.success,
-        duplicate=result is ApplyResult.DUPLICATE,
     )
     return json_response(200, response.model_dump())

@@ -35,7 +35,7 @@ async def test_a_successful_phase_report_completes_the_step(client: Client) -> N
     assert response.status_code == 200
     body = await response.get_json()
     assert body["status"] == "recorded"
-    assert (body["batch_id"], body["phase_name"], body["duplicate"]) == ("b1", "spellcheck", False)
+    assert (body["batch_id"], body["phase_name"], body["success"]) == ("b1", "spellcheck", True)
     assert (await define(client, "cj_assessment"))[1]["final_pipeline"] == ["cj_assessment"]
 
 
@@ -49,12 +49,19 @@ async def test_a_failed_phase_report_leaves_the_step_to_run(client: Client) -> N
     assert body["final_pipeline"] == ["spellcheck", "cj_assessment"]
 
 
-async def test_a_repeated_report_is_recorded_once(client: Client) -> None:
-    report = {"batch_id": "b1", "phase_name": "nlp", "success": True}
-    first = await (await client.post(COMPLETE, json=report)).get_json()
-    again = await (await client.post(COMPLETE, json=report)).get_json()
-    assert (first["duplicate"], again["duplicate"]) == (False, True)
-    assert again["status"] == "recorded"
+async def test_a_repeated_report_changes_nothing(client: Client) -> None:
+    report = {"batch_id": "b1", "phase_name": "spellcheck", "success": True}
+    first = await client.post(COMPLETE, json=report)
+    again = await client.post(COMPLETE, json=report)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert (await define(client, "cj_assessment"))[1]["final_pipeline"] == ["cj_assessment"]
+
+
+async def test_the_latest_of_contrary_reports_decides(client: Client) -> None:
+    for success in (True, False, True):
+        report = {"batch_id": "b1", "phase_name": "spellcheck", "success": success}
+        assert (await client.post(COMPLETE, json=report)).status_code == 200
+    assert (await define(client, "cj_assessment"))[1]["final_pipeline"] == ["cj_assessment"]
 
 
 @pytest.mark.parametrize(
