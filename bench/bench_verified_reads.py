@@ -1,6 +1,7 @@
 """What checking each Redis + PostgreSQL read against the record costs
-(BCS_VERIFY_READS_WITH_RECORD): /define's counts read of a 300-essay batch, sequential latency and throughput with 2,000 at once,
-with the check off and on. Prints figures only; its own key prefix and schema, removed after.
+(BCS_VERIFY_READS_WITH_RECORD): /define's counts read of a 300-essay batch, latency one at a
+time and throughput with 2,000 at once, with the check off and on. Prints figures only; uses
+its own key prefix and schema and removes them afterwards.
 Environment: BCS_BENCH_REDIS_URL, BCS_BENCH_DATABASE_URL.
 """
 
