@@ -32,6 +32,7 @@ class Ingestion:
     joined_s: float
     first_commit_s: float
     done_s: float
+    cpu_s: float  # the service's CPU time until done, start-up and join included
 
 
 async def bare_read(bootstrap: str, total: int) -> float:
@@ -79,11 +80,13 @@ async def ingest(bootstrap: str, total: int, with_postgres: bool) -> Ingestion:
                     raise RuntimeError(f"bcs exited: {service.log_tail()}")
                 await asyncio.sleep(0.02)
         done = time.perf_counter() - service.started_at
+        cpu = service.cpu_seconds()
         for i in range(BATCHES):
             answer = await asyncio.to_thread(service.define, f"b{i}")
             if "spellcheck" in answer["final_pipeline"]:
                 raise RuntimeError(f"batch b{i} committed but not projected: {answer}")
-        return Ingestion(serving, joined_after(service, wall_start), first_commit or done, done)
+        joined = joined_after(service, wall_start)
+        return Ingestion(serving, joined, first_commit or done, done, cpu)
     finally:
         service.stop()
         await remove_state(run, with_postgres)
@@ -95,7 +98,8 @@ def report(name: str, total: int, result: Ingestion, bare_rate: float) -> None:
     print(
         f"  {name:<22}{rate:>9,.0f} ev/s  ({rate / bare_rate:.3f}x bare)  "
         f"{result.done_s:5.1f}s: serving {result.serving_s:.1f}s, joined {result.joined_s:.1f}s, "
-        f"first commit {result.first_commit_s:.1f}s; after the join {after_join:,.0f} ev/s"
+        f"first commit {result.first_commit_s:.1f}s; after the join {after_join:,.0f} ev/s; "
+        f"service CPU {result.cpu_s:.1f}s"
     )
 
 

@@ -104,6 +104,11 @@ class ServiceProcess:
                 return int(line.split()[1]) * 1024
         raise RuntimeError("VmRSS missing from /proc status")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
         for raw in self.log_path.read_bytes().splitlines():

@@ -14,4 +14,8 @@ def new_consumer_client(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=session_ms // 3,
+        # Up to 8 MiB per partition per fetch (aiokafka's default is 1 MiB): a backlog is read
+        # in a few large fetches, not a fetch round trip per thousand messages.
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_wait_ms=100,
     )

@@ -56,11 +56,11 @@ class RedisEssayPlacement:
 
         async def run() -> None:
             if self._scripts:
-                batches_by_key = {
-                    self.batches_key(essay_id): sorted(batch_ids)
-                    for essay_id, batch_ids in by_essay.items()
+                keys_by_batch = {
+                    batch_id: [self.batches_key(essay_id) for essay_id in sorted(essay_ids)]
+                    for batch_id, essay_ids in rosters.items()
                 }
-                await index_essays(self._client, batches_by_key, self._ttl)
+                await index_essays(self._client, keys_by_batch, self._ttl)
                 return
             async with self._client.pipeline(transaction=False) as pipe:
                 for essay_id, batch_ids in by_essay.items():

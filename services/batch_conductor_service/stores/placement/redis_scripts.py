@@ -19,24 +19,33 @@ from batch_conductor_service.stores.redis.client import BatchStateRedis
 # Essays per script: bounds how long one call holds the server.
 CHUNK = 500
 
-# KEYS: each essay's batches set. ARGV[1]: TTL seconds; then, per key, how many batch ids
-# follow, and the ids.
+# KEYS: essays' batches sets, grouped by batch. ARGV[1]: TTL seconds; then, per group, the
+# batch id and how many of the KEYS (in order) belong to it.
 INDEX_SCRIPT = """
-local ttl, at = ARGV[1], 2
-for _, key in ipairs(KEYS) do
-  local count = tonumber(ARGV[at])
-  redis.call('SADD', key, unpack(ARGV, at + 1, at + count))
-  redis.call('EXPIRE', key, ttl)
-  at = at + count + 1
+local ttl, first = ARGV[1], 1
+for at = 2, #ARGV, 2 do
+  local batch, last = ARGV[at], first + tonumber(ARGV[at + 1]) - 1
+  for i = first, last do
+    redis.call('SADD', KEYS[i], batch)
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+  first = last + 1
 end
-return #KEYS
+return first - 1
 """
 
-# KEYS: keys to read with the command in ARGV[1] (SMEMBERS or HVALS); one reply per key.
+# KEYS: keys to read with the command in ARGV[1] (SMEMBERS or HVALS). Only keys that hold
+# something are answered, as (position, reply) pairs: most essays of a roster have nothing kept.
 READ_SCRIPT = """
-local replies = {}
-for i, key in ipairs(KEYS) do replies[i] = redis.call(ARGV[1], key) end
-return replies
+local found = {}
+for i, key in ipairs(KEYS) do
+  local reply = redis.call(ARGV[1], key)
+  if #reply > 0 then
+    found[#found + 1] = i
+    found[#found + 1] = reply
+  end
+end
+return found
 """
 
 _SHAS = {
@@ -45,23 +54,55 @@ _SHAS = {
 
 
 async def index_essays(
-    client: BatchStateRedis, batches_by_key: dict[str, list[str]], ttl_seconds: int
+    client: BatchStateRedis, keys_by_batch: dict[str, list[str]], ttl_seconds: int
 ) -> None:
-    keys = list(batches_by_key)
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
-        args: list[str] = [str(ttl_seconds)]
-        for key in chunk:
-            ids = batches_by_key[key]
-            args += [str(len(ids)), *ids]
-        await _run(client, INDEX_SCRIPT, chunk, args)
+    calls: list[tuple[list[str], list[str]]] = []
+    keys: list[str] = []
+    args: list[str] = [str(ttl_seconds)]
+    for batch_id, batch_keys in keys_by_batch.items():
+        start = 0
+        while start < len(batch_keys):
+            room = CHUNK - len(keys)
+            part = batch_keys[start : start + room]
+            keys += part
+            args += [batch_id, str(len(part))]
+            start += len(part)
+            if len(keys) == CHUNK:
+                calls.append((keys, args))
+                keys, args = [], [str(ttl_seconds)]
+    if keys:
+        calls.append((keys, args))
+    await _run_all(client, INDEX_SCRIPT, calls)
 
 
 async def read_keys(client: BatchStateRedis, command: str, keys: Sequence[str]) -> list[Any]:
-    replies: list[Any] = []
-    for start in range(0, len(keys), CHUNK):
-        replies += await _run(client, READ_SCRIPT, keys[start : start + CHUNK], [command])
+    """One reply per key; an empty list for a key that holds nothing."""
+    starts = range(0, len(keys), CHUNK)
+    calls = [(keys[start : start + CHUNK], [command]) for start in starts]
+    replies: list[Any] = [[] for _ in keys]
+    for start, found in zip(starts, await _run_all(client, READ_SCRIPT, calls), strict=True):
+        for position, reply in zip(found[::2], found[1::2], strict=True):
+            replies[start + position - 1] = reply
     return replies
+
+
+async def _run_all(
+    client: BatchStateRedis, script: str, calls: Sequence[tuple[Sequence[str], list[str]]]
+) -> list[Any]:
+    """Every chunk's call in one pipeline: one round trip, however many chunks."""
+    if len(calls) == 1:
+        return [await _run(client, script, *calls[0])]
+    async with client.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            pipe.execute_command("EVALSHA", _SHAS[script], len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+            raise reply
+    return [
+        await _run(client, script, keys, args) if isinstance(reply, NoScriptError) else reply
+        for (keys, args), reply in zip(calls, replies, strict=True)
+    ]
 
 
 async def _run(client: BatchStateRedis, script: str, keys: Sequence[str], args: list[str]) -> Any:
