@@ -17,6 +17,7 @@ from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
 from batch_conductor_service.stores.postgres.schema import ensure_schema
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
+from batch_conductor_service.stores.redis.packing import HiredisPackingConnection
 from batch_conductor_service.stores.redis.repository import (
     RedisBatchStateRepository,
 )
@@ -70,6 +71,8 @@ def make_redis_client(settings: Settings) -> BatchStateRedis:
         # One immediate retry replaces a pooled connection that a Redis restart closed; more,
         # with redis-py's default backoff, would make every call wait seconds while it is down.
         retry=Retry(NoBackoff(), 1),
+        # Only for redis:// URLs: from_url replaces it for rediss:// and unix:// ones.
+        connection_class=HiredisPackingConnection,
     )
     return Redis.from_pool(pool)
 
