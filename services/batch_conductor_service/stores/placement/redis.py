@@ -75,7 +75,7 @@ class RedisEssayPlacement:
     async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
         essays = sorted(set(essay_ids))
         replies = await self._read_each(essays, "SMEMBERS", self.batches_key, "placement_lookup")
-        return {essay: frozenset(ids) for essay, ids in zip(essays, replies, strict=True) if ids}
+        return {essay: frozenset(ids) for essay, ids in replies.items()}
 
     async def keep(self, results: Sequence[UnplacedResult]) -> None:
         async def run() -> None:
@@ -93,26 +93,28 @@ class RedisEssayPlacement:
         essays = sorted(set(essay_ids))
         replies = await self._read_each(essays, "HVALS", self.results_key, "placement_kept")
         found: dict[str, list[UnplacedResult]] = {}
-        for essay_id, values in zip(essays, replies, strict=True):
-            decoded = [r for r in map(decode_result, values or ()) if r is not None]
+        for essay_id, values in replies.items():
+            decoded = [r for r in map(decode_result, values) if r is not None]
             if decoded:
                 found[essay_id] = decoded
         return found
 
     async def _read_each(
         self, essays: list[str], command: str, key_of: Any, operation: str
-    ) -> list[Any]:
+    ) -> dict[str, Any]:
+        """The replies of the essays whose key holds something, by essay."""
         if not essays:
-            return []
+            return {}
 
-        async def run() -> list[Any]:
+        async def run() -> dict[str, Any]:
             if self._scripts:
-                return await read_keys(self._client, command, [key_of(e) for e in essays])
+                found = await read_keys(self._client, command, [key_of(e) for e in essays])
+                return {essays[position]: reply for position, reply in found.items()}
             async with self._client.pipeline(transaction=False) as pipe:
                 for essay_id in essays:
                     # execute_command, as stores/redis/reads.py explains for SMEMBERS.
                     pipe.execute_command(command, key_of(essay_id))
                 replies: list[Any] = await pipe.execute()
-                return replies
+            return {essay: reply for essay, reply in zip(essays, replies, strict=True) if reply}
 
         return await guarded_redis_call(self._breaker, self._metrics, operation, run)

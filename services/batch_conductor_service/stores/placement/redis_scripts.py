@@ -75,11 +75,11 @@ async def index_essays(
     await _run_all(client, INDEX_SCRIPT, calls)
 
 
-async def read_keys(client: BatchStateRedis, command: str, keys: Sequence[str]) -> list[Any]:
-    """One reply per key; an empty list for a key that holds nothing."""
+async def read_keys(client: BatchStateRedis, command: str, keys: Sequence[str]) -> dict[int, Any]:
+    """The replies of the keys that hold something, by the key's position in `keys`."""
     starts = range(0, len(keys), CHUNK)
     calls = [(keys[start : start + CHUNK], [command]) for start in starts]
-    replies: list[Any] = [[] for _ in keys]
+    replies: dict[int, Any] = {}
     for start, found in zip(starts, await _run_all(client, READ_SCRIPT, calls), strict=True):
         for position, reply in zip(found[::2], found[1::2], strict=True):
             replies[start + position - 1] = reply
