@@ -2,19 +2,14 @@
 CONTRACTS.md section 1). 200 recorded, 400 bad body or unknown phase, 503
 when the store cannot take it (the app's error mapping)."""
 
-from typing import Any
-
-import orjson
 from dishka import FromDishka
-from pydantic import ValidationError
 from quart import Blueprint, Response, request
 from quart_dishka import inject
 
-from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PhaseCompleteRequest, PhaseCompleteResponse
 from batch_conductor_service.api.phase_reports import PhaseReportService, UnknownPhaseError
+from batch_conductor_service.api.request_body import parse_json_body
 from batch_conductor_service.api.responses import error_response, json_response
-from common_core.validation_errors import field_problems
 
 phase_bp = Blueprint("phases", __name__, url_prefix="/internal/v1/phases")
 
@@ -23,18 +18,11 @@ phase_bp = Blueprint("phases", __name__, url_prefix="/internal/v1/phases")
 @inject
 async def complete_phase(service: FromDishka[PhaseReportService]) -> Response:
     data = await request.get_data(as_text=False)
-    try:
-        body: Any = orjson.loads(data if isinstance(data, bytes) else data.encode())
-    except orjson.JSONDecodeError:
-        return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
-    if not isinstance(body, dict):
-        return error_response(400, "invalid_request", "request body must be a JSON object")
-    adopt_correlation_id(body.get("correlation_id"))
-    try:
-        payload = PhaseCompleteRequest.model_validate(body)
-    except ValidationError as exc:
-        detail = [{"field": p.field, "message": p.message} for p in field_problems(exc)]
-        return error_response(400, "validation_failed", detail)
+    payload = parse_json_body(
+        data if isinstance(data, bytes) else data.encode(), PhaseCompleteRequest
+    )
+    if isinstance(payload, Response):
+        return payload
     try:
         await service.record(payload.batch_id, payload.phase_name, payload.success)
     except UnknownPhaseError as exc:

@@ -1,21 +1,17 @@
-from typing import Any
-
-import orjson
 from dishka import FromDishka
-from pydantic import ValidationError
 from quart import Blueprint, Response, request
 from quart_dishka import inject
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PipelineDefineRequest, define_response_body
+from batch_conductor_service.api.request_body import parse_json_body
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.preconditions import PreconditionFailedError
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
-from common_core.validation_errors import field_problems
 from huleedu_service_libs.log_bounds import clip_error, clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
@@ -46,18 +42,9 @@ async def define_pipeline(
 
 
 async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Response:
-    try:
-        body: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return error_response(400, "invalid_json", "request body is not valid UTF-8 JSON")
-    if not isinstance(body, dict):
-        return error_response(400, "invalid_request", "request body must be a JSON object")
-    adopt_correlation_id(body.get("correlation_id"))
-    try:
-        payload = PipelineDefineRequest.model_validate(body)
-    except ValidationError as exc:
-        detail = [{"field": p.field, "message": p.message} for p in field_problems(exc)]
-        return error_response(400, "validation_failed", detail)
+    payload = parse_json_body(raw, PipelineDefineRequest)
+    if isinstance(payload, Response):
+        return payload
     logger.info(
         "pipeline_define_requested",
         batch_id=clip_id(payload.batch_id),
