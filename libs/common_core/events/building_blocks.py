@@ -68,6 +68,8 @@ MaybeIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_as_none)]
 CorrelationId = Annotated[
     str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)
 ]
+# Blank is absent here too: an empty correlation id correlates nothing.
+MaybeCorrelationId = Annotated[CorrelationId | None, BeforeValidator(_blank_as_none)]
 # How pipelines.yaml spells a step; producers' case is forgiven, anything else is refused.
 StepName = Annotated[
     str,

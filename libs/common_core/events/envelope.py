@@ -12,7 +12,7 @@ from pydantic import AfterValidator
 
 from common_core.events.building_blocks import (
     ContractModel,
-    CorrelationId,
+    MaybeCorrelationId,
     NonEmptyStr,
     UtcDatetime,
 )
@@ -33,7 +33,7 @@ class EnvelopeFields(ContractModel):
     event_timestamp: UtcDatetime
     source_service: NonEmptyStr
     schema_version: int = 1
-    correlation_id: CorrelationId | None = None
+    correlation_id: MaybeCorrelationId = None
     data_schema_uri: str | None = None
     metadata: dict[str, Any] | None = None
 

@@ -40,6 +40,13 @@ def test_registered_sets_a_registered_roster() -> None:
     assert translated.correlation_id == "c-1"
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_correlation_id_is_read_as_absent(blank: str) -> None:
+    # Found by the hostile-translation property test: "" went on as a correlation id.
+    event = ev.registered("b1", ["e1"], correlation_id=blank)
+    assert translate(Topic.BATCH_ESSAYS_REGISTERED, ev.encode(event)).correlation_id is None
+
+
 def test_ready_sets_a_ready_roster() -> None:
     change = translate(Topic.BATCH_ESSAYS_READY, ev.encode(ev.ready("b1", ["e2"]))).change
     assert change.roster == {"e2"}
