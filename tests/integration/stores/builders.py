@@ -1,8 +1,11 @@
 """Changes and snapshot views shared by the store tests."""
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from hypothesis import strategies as st
 
 from batch_conductor_service.domain.batch_state import (
     BatchOutcome,
@@ -63,3 +66,34 @@ def view(snapshot: BatchSnapshot) -> dict[str, Any]:
         "failed": {s: sorted(ids) for s, ids in snapshot.failed.items() if ids},
         "outcomes": dict(snapshot.batch_outcomes),
     }
+
+
+ChangeBuilder = Callable[[str], BatchStateChange]
+
+
+def change_builders(
+    essay_pool: list[str], steps: list[str], max_essays: int
+) -> st.SearchStrategy[ChangeBuilder]:
+    """Random changes over a small world, each a builder taking the batch id: a roster of either
+    source, essays' outcomes of one step, or a batch outcome at one of a few times (so ties
+    come up)."""
+    essay_ids = st.lists(st.sampled_from(essay_pool), max_size=max_essays, unique=True)
+    return st.one_of(
+        st.builds(
+            lambda source, ids: lambda b: roster(b, source, *ids),
+            st.sampled_from(list(RosterSource)),
+            essay_ids,
+        ),
+        st.builds(
+            lambda step, result, ids: lambda b: essays(b, step, result, *ids),
+            st.sampled_from(steps),
+            st.sampled_from(list(EssayOutcome)),
+            essay_ids.filter(bool),
+        ),
+        st.builds(
+            lambda step, status, minute: lambda b: outcome(b, step, status, minute),
+            st.sampled_from(steps),
+            st.sampled_from(list(BatchPhaseStatus)),
+            st.integers(0, 3),
+        ),
+    )

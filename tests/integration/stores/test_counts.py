@@ -20,36 +20,15 @@ from batch_conductor_service.domain.batch_state import (
     RosterSource,
 )
 from batch_conductor_service.metrics import BcsMetrics
-from common_core.enums import BatchPhaseStatus
-from tests.integration.stores.builders import essays, outcome, roster
+from tests.integration.stores.builders import change_builders, essays, roster
 from tests.integration.stores.conftest import REDIS_URL, StoreUnderTest, make_redis_repository
 from tests.integration.stores.test_redis import CountingConnection
 
 ESSAYS = [f"e{i}" for i in range(5)]
 STEPS = ["spellcheck", "nlp"]
 
-# A write is a change builder taking the batch id; None stands for "read the counts now".
-essay_ids = st.lists(st.sampled_from(ESSAYS), max_size=4, unique=True)
-writes = st.one_of(
-    st.builds(
-        lambda source, ids: lambda b: roster(b, source, *ids),
-        st.sampled_from(list(RosterSource)),
-        essay_ids,
-    ),
-    st.builds(
-        lambda step, result, ids: lambda b: essays(b, step, result, *ids),
-        st.sampled_from(STEPS),
-        st.sampled_from(list(EssayOutcome)),
-        essay_ids.filter(bool),
-    ),
-    st.builds(
-        lambda step, status, minute: lambda b: outcome(b, step, status, minute),
-        st.sampled_from(STEPS),
-        st.sampled_from(list(BatchPhaseStatus)),
-        st.integers(0, 3),
-    ),
-    st.none(),
-)
+# A write is a change builder; None stands for "read the counts now".
+writes = st.one_of(change_builders(ESSAYS, STEPS, max_essays=4), st.none())
 
 
 def counted(snapshot_counts: BatchCounts) -> dict[str, Any]:

@@ -12,37 +12,14 @@ from batch_conductor_service.domain.batch_facts import facts_added_by
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchStateChange,
-    EssayOutcome,
-    RosterSource,
 )
-from common_core.enums import BatchPhaseStatus
-from tests.integration.stores.builders import essays, outcome, roster, view
+from tests.integration.stores.builders import change_builders, view
 from tests.integration.stores.conftest import StoreUnderTest
 
 ESSAYS = [f"e{i}" for i in range(4)]
 STEPS = ["spellcheck", "nlp"]
 
-essay_ids = st.lists(st.sampled_from(ESSAYS), max_size=3, unique=True)
-# Each a change builder taking the batch id.
-changes = st.one_of(
-    st.builds(
-        lambda source, ids: lambda b: roster(b, source, *ids),
-        st.sampled_from(list(RosterSource)),
-        essay_ids,
-    ),
-    st.builds(
-        lambda step, result, ids: lambda b: essays(b, step, result, *ids),
-        st.sampled_from(STEPS),
-        st.sampled_from(list(EssayOutcome)),
-        essay_ids.filter(bool),
-    ),
-    st.builds(
-        lambda step, status, minute: lambda b: outcome(b, step, status, minute),
-        st.sampled_from(STEPS),
-        st.sampled_from(list(BatchPhaseStatus)),
-        st.integers(0, 3),
-    ),
-)
+changes = change_builders(ESSAYS, STEPS, max_essays=3)
 
 
 @settings(
