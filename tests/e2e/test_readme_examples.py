@@ -6,6 +6,7 @@ Needs curl (the README's examples are curl commands); .ci/run installs it where 
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from batch_conductor_service.dev.embedded_broker import free_port
+from tests.conftest import service_missing
 from tests.e2e.conftest import (
     BIN,
     REPO_ROOT,
@@ -120,6 +122,8 @@ def check(example: Example, output: str) -> None:
 @pytest.fixture
 def fresh_dev_run(tmp_path: Path) -> Iterator[RunningService]:
     """`make run` as a reader starts it: nothing has asked the service anything yet."""
+    if shutil.which("curl") is None:
+        service_missing("curl (the README's examples are curl commands)")
     running = start_service(
         [str(BIN / "bcs-dev")],
         {"BCS_DEV_BROKER_PORT": "0", "BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json")},
