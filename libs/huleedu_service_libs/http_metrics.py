@@ -38,10 +38,12 @@ class HttpMetrics:
         app.before_request(self._start_timer)
         app.after_request(self._record)
 
-    async def _start_timer(self) -> None:
+    # For an app that runs its own per-request work in one hook each side (each Quart hook
+    # costs an await and a lookup per request): call these from those hooks instead.
+    def start_timer(self) -> None:
         g.http_metrics_started = time.perf_counter()
 
-    async def _record(self, response: Response) -> Response:
+    def record(self, response: Response) -> None:
         started = g.get("http_metrics_started")
         # The route template, not the raw path, keeps label cardinality bounded.
         endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
@@ -57,4 +59,10 @@ class HttpMetrics:
             if timed is None:
                 timed = self._timed[(method, endpoint)] = self.duration.labels(method, endpoint)
             timed.observe(time.perf_counter() - started)
+
+    async def _start_timer(self) -> None:
+        self.start_timer()
+
+    async def _record(self, response: Response) -> Response:
+        self.record(response)
         return response

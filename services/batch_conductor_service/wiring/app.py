@@ -44,8 +44,7 @@ def create_app(
     app.register_blueprint(phase_bp)
     app.register_blueprint(batch_bp)
     app.register_blueprint(openapi_bp)
-    metrics.http.instrument(app)
-    setup_request_context(app)
+    setup_request_context(app, metrics.http)
     if settings.INTERNAL_API_KEY is not None:
         # After the request context is set up: its log context is cleared first.
         require_internal_api_key(app, settings.INTERNAL_API_KEY.get_secret_value(), metrics)

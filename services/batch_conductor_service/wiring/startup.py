@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dishka import AsyncContainer, Provider, make_async_container
 from prometheus_client import CollectorRegistry
 from quart import Quart, Response, request
-from quart_dishka import QuartDishka
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
+from batch_conductor_service.api.injection import attach_container
 from batch_conductor_service.api.responses import error_response, internal_error_response
 from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
@@ -21,6 +21,7 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
 from batch_conductor_service.wiring.settings import Settings
 from batch_conductor_service.wiring.shutdown import ShutdownBudget
+from huleedu_service_libs.http_metrics import HttpMetrics
 from huleedu_service_libs.log_bounds import clip
 from huleedu_service_libs.logging_utils import clear_log_context, get_logger
 
@@ -47,7 +48,7 @@ def build_container(
 
 
 def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
-    QuartDishka(app=app, container=container)
+    attach_container(app, container)
 
     @app.before_serving
     async def _start() -> None:
@@ -78,14 +79,17 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
         logger.info("service_stopped")
 
 
-def setup_request_context(app: Quart) -> None:
+def setup_request_context(app: Quart, http_metrics: HttpMetrics) -> None:
+    # One hook each side for all per-request work: every Quart hook costs an await per request.
     @app.before_request
-    async def _clear_log_context() -> None:
+    async def _start_request() -> None:
+        http_metrics.start_timer()
         clear_log_context()
 
     @app.after_request
-    async def _echo_correlation_id(response: Response) -> Response:
+    async def _finish_request(response: Response) -> Response:
         response.headers[CORRELATION_HEADER] = adopt_correlation_id()
+        http_metrics.record(response)
         return response
 
 
