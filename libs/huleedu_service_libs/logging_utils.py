@@ -28,7 +28,7 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
         shared.append(_add_service(service_name))
     structlog.configure(
         processors=[
-            _below(logging.getLevelName(level.upper())),
+            _DropBelow(logging.getLevelName(level.upper())),
             *shared,
             _add_logger_name,
             structlog.processors.format_exc_info,
@@ -37,7 +37,7 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
         # Not through the stdlib's LogRecord and handler machinery: that was most of the cost
         # of a line, and a request logs two.
         logger_factory=_StdoutLoggerFactory(),
-        # Every level passes the wrapper; _below drops what is under `level` first thing, and
+        # Every level passes the wrapper; _DropBelow drops what is under `level` first thing, and
         # structlog.testing.capture_logs (which swaps the processors) still sees every line.
         wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
@@ -81,13 +81,29 @@ class _StdoutLogger:
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
-def _below(threshold: int) -> Any:
-    def drop_below(_: Any, method_name: str, event_dict: EventDict) -> EventDict:
-        if _LEVELS.get(method_name, logging.INFO) < threshold:
+class _DropBelow:
+    """Drops a line under the configured level, first thing. Keeps the level, for logs_at."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+
+    def __call__(self, _: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        if _LEVELS.get(method_name, logging.INFO) < self.threshold:
             raise structlog.DropEvent
         return event_dict
 
-    return drop_below
+
+def logs_at(method_name: str) -> bool:
+    """Whether a line of this level (`debug`, `info`, ...) would be written now: False when the
+    level given to configure_logging drops it. A loop over many events asks once and skips
+    building lines nobody keeps (binding the context and calling the logger for a dropped
+    debug line cost about 5 us an event). Under structlog.testing.capture_logs, which swaps
+    the processors, every level is kept, as it is before configure_logging is called."""
+    processors = structlog.get_config()["processors"]
+    first = processors[0] if processors else None
+    if not isinstance(first, _DropBelow):
+        return True
+    return _LEVELS.get(method_name, logging.INFO) >= first.threshold
 
 
 _LEVELS = {

@@ -43,7 +43,7 @@ from batch_conductor_service.protocols import (
 )
 from common_core.events import DeadLetterReason
 from huleedu_service_libs.log_bounds import clip, clip_error, clip_id
-from huleedu_service_libs.logging_utils import bound_context, get_logger
+from huleedu_service_libs.logging_utils import bound_context, get_logger, logs_at
 
 logger = get_logger(__name__)
 
@@ -131,9 +131,12 @@ class EventBatchProcessor:
     ) -> tuple[list[ApplyResult], list[BadMessage]]:
         written = await self._writer.write(good)
         stored = [(s.item, s.result) for s in written.stored]
+        debug = logs_at("debug")
         for item, result in stored:
             change = item.event.change
             self._metrics.events_processed.labels(item.message.topic, result.value).inc()
+            if not debug:
+                continue
             with bound_context(correlation_id=clip_id(item.event.correlation_id)):
                 logger.debug(
                     "event_stored",
@@ -169,6 +172,7 @@ class EventBatchProcessor:
         for change, result in zip(placed.changes, results, strict=True):
             if stored.get(change.event_id) != ApplyResult.APPLIED.value:
                 stored[change.event_id] = result.value
+        debug = logs_at("debug")
         for item in messages:
             event = item.event
             if event.result is None:
@@ -182,6 +186,8 @@ class EventBatchProcessor:
                 outcome, stored.get(event.event_id, ApplyResult.DUPLICATE.value)
             )
             self._metrics.events_processed.labels(item.message.topic, processed).inc()
+            if not debug:
+                continue
             with bound_context(correlation_id=clip_id(event.correlation_id)):
                 logger.debug(
                     "unplaced_result",

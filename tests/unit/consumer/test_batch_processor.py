@@ -1,3 +1,4 @@
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from batch_conductor_service.stores.memory import (
 )
 from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
+from huleedu_service_libs.logging_utils import configure_logging
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
 
@@ -404,3 +406,19 @@ def test_offset_ranges_name_each_partition_with_its_first_and_last_offset() -> N
     ]
 
     assert offset_ranges(messages) == {f"{READY}/0": [5, 7], f"{SPELLCHECK}/3": [2, 2]}
+
+
+async def test_at_info_no_per_event_line_is_built_yet_every_event_is_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO")
+    harness = Harness()
+    capsys.readouterr()
+    await harness.process(
+        [msg(SPELLCHECK, i, ev.spellcheck("b1", f"e{i}")) for i in range(3)]
+        + [msg(SPELLCHECK, 3, ev.spellcheck(None, "e9"))]
+    )
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert events == ["event_batch_stored"]
+    assert harness.processed(SPELLCHECK, "applied") == 3
+    assert harness.processed(SPELLCHECK, "ignored") + harness.processed(SPELLCHECK, "parked") == 1
