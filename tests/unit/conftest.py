@@ -1,7 +1,8 @@
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import structlog
 from dishka import Provider, Scope
 from prometheus_client import CollectorRegistry
 from quart import Quart
@@ -49,3 +50,14 @@ async def client(make_app: AppFactory) -> AsyncIterator[Client]:
     app = make_app()
     async with app.test_app():
         yield app.test_client()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that calls configure_logging: puts structlog's configuration back after it.
+    A logger caches the processors list current at its first use, and capture_logs edits the
+    current list in place, so a list left behind by one test would hide a cached logger's
+    lines from a later test's capture_logs."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

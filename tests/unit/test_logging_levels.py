@@ -7,6 +7,8 @@ from structlog.testing import capture_logs
 
 from huleedu_service_libs.logging_utils import configure_logging, get_logger, logs_at
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 def test_a_level_under_the_configured_one_is_not_logged() -> None:
     configure_logging("INFO")
@@ -19,7 +21,6 @@ def test_a_level_under_the_configured_one_is_not_logged() -> None:
 def test_debug_is_logged_when_configured() -> None:
     configure_logging("DEBUG")
     assert logs_at("debug")
-    configure_logging("INFO")
 
 
 def test_captured_logs_see_every_level_whatever_was_configured() -> None:
@@ -28,7 +29,6 @@ def test_captured_logs_see_every_level_whatever_was_configured() -> None:
         assert logs_at("debug")
         get_logger("t").debug("kept")
     assert [line["event"] for line in logs] == ["kept"]
-    configure_logging("INFO")
 
 
 def test_logs_at_agrees_with_what_is_written(capsys: pytest.CaptureFixture[str]) -> None:

@@ -408,6 +408,7 @@ def test_offset_ranges_name_each_partition_with_its_first_and_last_offset() -> N
     assert offset_ranges(messages) == {f"{READY}/0": [5, 7], f"{SPELLCHECK}/3": [2, 2]}
 
 
+@pytest.mark.usefixtures("restore_logging")
 async def test_at_info_no_per_event_line_is_built_yet_every_event_is_counted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
