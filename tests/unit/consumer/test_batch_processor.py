@@ -1,4 +1,3 @@
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from batch_conductor_service.consumer import batch_processor
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
 from batch_conductor_service.consumer.fetched_batch import TRACED_IDS, FetchedBatch, offset_ranges
 from batch_conductor_service.consumer.offsets import PartitionKey, first_offsets, next_offsets
@@ -21,7 +21,6 @@ from batch_conductor_service.stores.memory import (
 )
 from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
-from huleedu_service_libs.logging_utils import configure_logging
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
 
@@ -408,18 +407,16 @@ def test_offset_ranges_name_each_partition_with_its_first_and_last_offset() -> N
     assert offset_ranges(messages) == {f"{READY}/0": [5, 7], f"{SPELLCHECK}/3": [2, 2]}
 
 
-@pytest.mark.usefixtures("restore_logging")
-async def test_at_info_no_per_event_line_is_built_yet_every_event_is_counted(
-    capsys: pytest.CaptureFixture[str],
+async def test_when_debug_is_not_logged_no_per_event_line_is_built_yet_every_event_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    configure_logging("INFO")
+    monkeypatch.setattr(batch_processor, "logs_at", lambda level: level != "debug")
     harness = Harness()
-    capsys.readouterr()
-    await harness.process(
-        [msg(SPELLCHECK, i, ev.spellcheck("b1", f"e{i}")) for i in range(3)]
-        + [msg(SPELLCHECK, 3, ev.spellcheck(None, "e9"))]
-    )
-    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
-    assert events == ["event_batch_stored"]
+    with capture_logs() as logs:
+        await harness.process(
+            [msg(SPELLCHECK, i, ev.spellcheck("b1", f"e{i}")) for i in range(3)]
+            + [msg(SPELLCHECK, 3, ev.spellcheck(None, "e9"))]
+        )
+    assert [line["event"] for line in logs] == ["event_batch_stored"]
     assert harness.processed(SPELLCHECK, "applied") == 3
     assert harness.processed(SPELLCHECK, "ignored") + harness.processed(SPELLCHECK, "parked") == 1
