@@ -3,8 +3,8 @@
 from dishka import FromDishka
 from pydantic import TypeAdapter, ValidationError
 from quart import Blueprint, Response
+from quart_dishka import inject
 
-from batch_conductor_service.api.injection import inject
 from batch_conductor_service.api.models import BatchInspectionResponse
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.protocols import BatchInspectionServiceProtocol

@@ -1,8 +1,8 @@
 from dishka import FromDishka
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from quart import Blueprint, Response
+from quart_dishka import inject
 
-from batch_conductor_service.api.injection import inject
 from batch_conductor_service.api.responses import json_response
 from batch_conductor_service.health import HealthReporters, HealthState, overall
 

@@ -4,8 +4,8 @@ when the store cannot take it (the app's error mapping)."""
 
 from dishka import FromDishka
 from quart import Blueprint, Response, request
+from quart_dishka import inject
 
-from batch_conductor_service.api.injection import inject
 from batch_conductor_service.api.models import PhaseCompleteRequest, PhaseCompleteResponse
 from batch_conductor_service.api.phase_reports import PhaseReportService, UnknownPhaseError
 from batch_conductor_service.api.request_body import parse_json_body

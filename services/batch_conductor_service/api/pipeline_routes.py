@@ -1,9 +1,9 @@
 from dishka import FromDishka
 from quart import Blueprint, Response, request
+from quart_dishka import inject
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import adopt_correlation_id
-from batch_conductor_service.api.injection import inject
 from batch_conductor_service.api.models import PipelineDefineRequest, define_response_body
 from batch_conductor_service.api.request_body import parse_json_body
 from batch_conductor_service.api.responses import error_response, json_response

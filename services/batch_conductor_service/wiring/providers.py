@@ -7,9 +7,9 @@ from aiokafka import AIOKafkaProducer
 from dishka import AsyncContainer, Provider, Scope, from_context, provide
 from prometheus_client import CollectorRegistry
 from quart import Quart
+from quart_dishka import QuartDishka
 
 from batch_conductor_service import SERVICE_NAME
-from batch_conductor_service.api.injection import attached_container
 from batch_conductor_service.api.phase_reports import PhaseReportService
 from batch_conductor_service.consumer.backoff import ExponentialBackoff
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
@@ -163,7 +163,7 @@ def default_providers(settings: Settings) -> list[Provider]:
 def app_container(app: Quart) -> AsyncContainer:
     """The app's container, for tests that look inside a running app; the service's own code
     has everything injected."""
-    container = attached_container(app)
-    if container is None:
+    extension: QuartDishka = app.extensions["QUART_DISHKA"]
+    if extension.container is None:
         raise RuntimeError("the app was not built by create_app")
-    return container
+    return extension.container

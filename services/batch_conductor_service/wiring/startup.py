@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dishka import AsyncContainer, Provider, make_async_container
 from prometheus_client import CollectorRegistry
 from quart import Quart, Response, request
+from quart_dishka import QuartDishka
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
-from batch_conductor_service.api.injection import attach_container
 from batch_conductor_service.api.responses import error_response, internal_error_response
 from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
@@ -48,7 +48,7 @@ def build_container(
 
 
 def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
-    attach_container(app, container)
+    QuartDishka(app=app, container=container)
 
     @app.before_serving
     async def _start() -> None:
