@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from batch_conductor_service.consumer.clock_skew import split_by_clock
+from batch_conductor_service.consumer.clock_skew import change_time, result_time, split_by_clock
 from batch_conductor_service.consumer.fetched_batch import (
     BadMessage,
     FetchedBatch,
@@ -27,13 +27,9 @@ from batch_conductor_service.consumer.fetched_batch import (
 )
 from batch_conductor_service.consumer.isolation import IsolatingWriter, PoisonMessage
 from batch_conductor_service.consumer.offsets import ConsumedMessage, PartitionKey, next_offsets
-from batch_conductor_service.consumer.placement_step import (
-    Placed,
-    ResultPlacer,
-    split_unplaced_by_clock,
-)
+from batch_conductor_service.consumer.placement_step import Placed, ResultPlacer
 from batch_conductor_service.consumer.translation import UnprocessableEventError
-from batch_conductor_service.domain.batch_state import ApplyResult
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.errors import DeadLetterUnavailableError, StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
@@ -78,13 +74,14 @@ class EventBatchProcessor:
         """Returns, per partition, the offset to commit: one past the last message handled."""
         started = time.perf_counter()
         now = self._clock()
-        good, future = split_by_clock(batch.good, now, self._max_skew)
-        unplaced, future_unplaced = split_unplaced_by_clock(batch.unplaced, now, self._max_skew)
+        good, future = split_by_clock(batch.good, change_time, now, self._max_skew)
+        unplaced, future_unplaced = split_by_clock(batch.unplaced, result_time, now, self._max_skew)
         to_place = [item.event.result for item in unplaced if item.event.result is not None]
         placed = await self._placer.place([item.event.change for item in good], to_place)
         results, poison = await self._store(good)
-        placed_results = await self._repository.apply_many(placed.changes) if placed.changes else []
-        self._count_placement(unplaced, placed, placed_results)
+        placed_changes = placed.changes
+        placed_results = await self._repository.apply_many(placed_changes) if placed_changes else []
+        self._count_placement(unplaced, placed, placed_changes, placed_results)
         bad = [*batch.bad, *future, *future_unplaced, *poison]
         for item in bad:
             await self._dead_letter(item)
@@ -97,7 +94,7 @@ class EventBatchProcessor:
             duplicate=outcomes[ApplyResult.DUPLICATE.value],
             dead_lettered=len(bad),
             unplaced=len(unplaced),
-            placed=len(placed.changes),
+            placed=len(placed_changes),
             seconds=round(elapsed, 4),
             **batch.trace(),
         )
@@ -162,6 +159,7 @@ class EventBatchProcessor:
         self,
         messages: Sequence[UnplacedMessage],
         placed: Placed,
+        changes: Sequence[BatchStateChange],
         results: Sequence[ApplyResult],
     ) -> None:
         counter = self._metrics.unplaced_results
@@ -169,7 +167,7 @@ class EventBatchProcessor:
         on_arrival = {change.event_id for change in placed.on_arrival}
         # An event placed in several batches counts as applied if any of them took it new.
         stored: dict[str, str] = {}
-        for change, result in zip(placed.changes, results, strict=True):
+        for change, result in zip(changes, results, strict=True):
             if stored.get(change.event_id) != ApplyResult.APPLIED.value:
                 stored[change.event_id] = result.value
         debug = logs_at("debug")
@@ -197,7 +195,7 @@ class EventBatchProcessor:
                     topic=item.message.topic,
                     offset=item.message.offset,
                 )
-        for change, result in zip(placed.changes, results, strict=True):
+        for change, result in zip(changes, results, strict=True):
             if change.event_id not in on_arrival and result is ApplyResult.APPLIED:
                 counter.labels("placed_by_roster").inc()
 

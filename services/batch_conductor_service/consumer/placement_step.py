@@ -9,14 +9,10 @@ same event in the same batch as a duplicate.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
-from batch_conductor_service.consumer.fetched_batch import BadMessage, UnplacedMessage
-from batch_conductor_service.consumer.translation import UnprocessableEventError
 from batch_conductor_service.domain.batch_state import BatchStateChange
 from batch_conductor_service.domain.placement import UnplacedResult, drained, placements
 from batch_conductor_service.protocols import EssayPlacementProtocol
-from common_core.events import DeadLetterReason
 
 
 @dataclass
@@ -29,6 +25,7 @@ class Placed:
 
     @property
     def changes(self) -> list[BatchStateChange]:
+        """Each (batch, event) once; built on every call, so callers keep the list."""
         seen: set[tuple[str, str]] = set()
         unique: list[BatchStateChange] = []
         for change in self.on_arrival + self.by_roster:
@@ -66,26 +63,3 @@ class ResultPlacer:
                 {batch_id: frozenset(ids) for batch_id, ids in rosters.items()}, kept
             )
         return placed
-
-
-def split_unplaced_by_clock(
-    unplaced: Sequence[UnplacedMessage], now: datetime, max_skew: timedelta
-) -> tuple[list[UnplacedMessage], list[BadMessage]]:
-    """As consumer/clock_skew.py does for placed events: a result stamped further ahead of our
-    clock than the allowed skew is dead-lettered, not kept."""
-    latest = now + max_skew
-    in_time: list[UnplacedMessage] = []
-    future: list[BadMessage] = []
-    for item in unplaced:
-        result = item.event.result
-        if result is None or result.occurred_at <= latest:
-            in_time.append(item)
-            continue
-        error = UnprocessableEventError(
-            DeadLetterReason.TIMESTAMP_IN_FUTURE,
-            f"event_timestamp {result.occurred_at.isoformat()} is more than "
-            f"{max_skew.total_seconds():g}s after this service's clock ({now.isoformat()})",
-            item.event.correlation_id,
-        )
-        future.append(BadMessage(item.message, error))
-    return in_time, future

@@ -152,9 +152,12 @@ class DurableBatchStateRepository:
         # A batch Redis does not hold (expired there) is rebuilt whole from the record, which
         # by now holds these changes too, event ids included: a late redelivery of an event
         # applied before the expiry still reads as a duplicate.
-        missing = [c for c, r in zip(changes, in_redis, strict=True) if r is None]
-        for batch_id in dict.fromkeys(c.batch_id for c in missing):
-            await self._rebuild_for_write(batch_id, [c for c in missing if c.batch_id == batch_id])
+        missing: dict[str, list[BatchStateChange]] = {}
+        for change, result in zip(changes, in_redis, strict=True):
+            if result is None:
+                missing.setdefault(change.batch_id, []).append(change)
+        for batch_id, batch_changes in missing.items():
+            await self._rebuild_for_write(batch_id, batch_changes)
         results: list[ApplyResult] = []
         for change in changes:
             key = (change.batch_id, change.event_id)
