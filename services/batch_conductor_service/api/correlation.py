@@ -6,11 +6,9 @@ it to every later log line and keeps it for the response header; a route that re
 calls it with the body's value, anything else (the response hook, an error handler) with none.
 """
 
-import uuid
-
 from quart import g, request
 
-from huleedu_service_libs.correlation import usable_correlation_id
+from huleedu_service_libs.correlation import new_correlation_id, usable_correlation_id
 from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -29,7 +27,7 @@ def adopt_correlation_id(from_body: object = None) -> str:
         # header, which cost more than the rest of this function on every request without one.
         supplied = request.headers.getlist(CORRELATION_HEADER)
         chosen = usable_correlation_id(supplied[0]) if supplied else None
-    adopted = chosen or str(uuid.uuid4())
+    adopted = chosen or new_correlation_id()
     g.correlation_id = adopted
     bind_correlation_id(adopted)
     return adopted

@@ -11,6 +11,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from batch_conductor_service import SERVICE_NAME
+from batch_conductor_service.cli.heap import settle_startup_heap
 from batch_conductor_service.domain.step_graph import PipelineConfigError
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.settings import Settings, SettingsError, load_settings
@@ -64,6 +65,12 @@ def hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
 
 async def serve_until_signalled(settings: Settings, listener: socket.socket) -> None:
     app = create_app(settings)
+
+    @app.before_serving
+    async def _settle() -> None:
+        # After the app's own start-up hook (registered first): its clients are built by now.
+        settle_startup_heap()
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
