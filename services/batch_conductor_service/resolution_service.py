@@ -1,6 +1,8 @@
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
+
 from batch_conductor_service.domain.preconditions import (
     PreconditionFailedError,
     check_preconditions,
@@ -35,6 +37,8 @@ class PipelineResolutionService:
         # bounded memo, not state.
         self._plans: dict[str, PipelinePlan] = {}
         self._succeeded = metrics.pipeline_resolutions.labels("success")
+        # Steps come from the graph: a bounded set of label children, each looked up once.
+        self._pruned: dict[str, Counter] = {}
 
     async def resolve(
         self,
@@ -65,7 +69,7 @@ class PipelineResolutionService:
         resolution = prune(self._graph, request, counts)
         self._succeeded.inc()
         for pruned in resolution.pruned:
-            self._metrics.pipeline_steps_pruned.labels(pruned.step).inc()
+            self._pruned_counter(pruned.step).inc()
         logger.info(
             "pipeline_resolved",
             batch_id=clip_id(batch_id),
@@ -74,6 +78,12 @@ class PipelineResolutionService:
             pruned=[p.step for p in resolution.pruned],
         )
         return resolution
+
+    def _pruned_counter(self, step: str) -> Counter:
+        counter = self._pruned.get(step)
+        if counter is None:
+            counter = self._pruned[step] = self._metrics.pipeline_steps_pruned.labels(step)
+        return counter
 
     def _plan(self, requested_pipeline: str) -> PipelinePlan:
         name = requested_pipeline.strip()

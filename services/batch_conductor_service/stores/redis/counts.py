@@ -10,6 +10,7 @@ batch's hash tag, so on a Redis Cluster it runs on the one node that holds the b
 """
 
 import asyncio
+import functools
 import hashlib
 from typing import Any
 
@@ -92,8 +93,11 @@ _UNPARSED_FIELDS = {"bad:s": "succeeded", "bad:f": "failed"}
 _STEP_FIELDS = {"s": "succeeded", "f": "failed", "rs": "roster_succeeded", "rf": "roster_failed"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _script_call(keys: BatchKeys) -> tuple[str, ...]:
-    """The script's number of keys, keys and arguments, as EVALSHA takes them after the sha."""
+    """The script's number of keys, keys and arguments, as EVALSHA takes them after the sha.
+    Spelled from the prefix and batch id alone, so the batches asked about most keep theirs
+    (about 15 key names built per read otherwise)."""
     script_keys = (
         keys.events,
         keys.roster(RosterSource.REGISTERED),
