@@ -20,6 +20,8 @@ from batch_conductor_service.domain.batch_state import (
     RosterSource,
 )
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.factory import make_redis_client
+from batch_conductor_service.wiring.settings import Settings
 from tests.integration.stores.builders import change_builders, essays, roster
 from tests.integration.stores.conftest import REDIS_URL, StoreUnderTest, make_redis_repository
 from tests.integration.stores.test_redis import CountingConnection
@@ -149,3 +151,70 @@ async def test_concurrent_reads_each_get_their_own_batch(store: StoreUnderTest) 
         expected = BatchCounts.of(await store.repository.get_snapshot(batch))
         assert counts.batch_id == batch
         assert counted(counts) == counted(expected)
+
+
+async def _batches_with_results(
+    store_key_prefix: str, client: Redis, metrics: BcsMetrics
+) -> list[str]:
+    writer = make_redis_repository(client, metrics, store_key_prefix)
+    batches = [f"batch-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    for size, batch in enumerate(batches):
+        await writer.apply_many(
+            [
+                roster(batch, RosterSource.READY, *ESSAYS),
+                essays(batch, "nlp", EssayOutcome.SUCCEEDED, *ESSAYS[: size % len(ESSAYS)]),
+            ]
+        )
+    return batches
+
+
+def _nlp_done(counts: BatchCounts) -> int:
+    return counts.counts_for("nlp").roster_succeeded
+
+
+async def test_reads_in_flight_together_are_one_send_and_survive_a_script_flush(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    batches = await _batches_with_results(key_prefix, redis_client, metrics)
+    pool = ConnectionPool.from_url(
+        REDIS_URL, connection_class=CountingConnection, decode_responses=True
+    )
+    counting = Redis.from_pool(pool)
+    try:
+        reader = make_redis_repository(counting, metrics, key_prefix)
+        await reader.get_counts(batches[0])  # the script is cached on the server
+        CountingConnection.sends = 0
+        answers = await asyncio.gather(*(reader.get_counts(b) for b in batches))
+        assert CountingConnection.sends == 1
+        assert [_nlp_done(a) for a in answers] == [i % len(ESSAYS) for i in range(len(batches))]
+        # NOSCRIPT comes back in each reply's place; each read is then sent again with EVAL.
+        await counting.script_flush()
+        answers = await asyncio.gather(*(reader.get_counts(b) for b in batches))
+        assert [_nlp_done(a) for a in answers] == [i % len(ESSAYS) for i in range(len(batches))]
+    finally:
+        await counting.aclose()
+
+
+async def test_reads_in_flight_together_survive_a_pooled_connection_closed_by_the_server(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    # As after a Redis restart: the pool's idle connection is closed under it. The production
+    # client retries once on a new connection, and a read must not fail for it.
+    batches = await _batches_with_results(key_prefix, redis_client, metrics)
+    client = make_redis_client(
+        Settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix)  # type: ignore[call-arg]
+    )
+    try:
+        reader = make_redis_repository(client, metrics, key_prefix)
+        await reader.get_counts(batches[0])
+        name = f"closed-{uuid.uuid4().hex[:8]}"
+        await client.client_setname(name)
+        killed = 0
+        for entry in await redis_client.client_list():
+            if entry["name"] == name:
+                killed += await redis_client.client_kill_filter(_id=entry["id"])
+        assert killed == 1
+        answers = await asyncio.gather(*(reader.get_counts(b) for b in batches))
+        assert [_nlp_done(a) for a in answers] == [i % len(ESSAYS) for i in range(len(batches))]
+    finally:
+        await client.aclose()
