@@ -5,6 +5,7 @@ current one's is always a UUID (either way it arrives as a string, or not at all
 the current one adds a `metadata` object (trace keys, a partition key), which BCS ignores.
 """
 
+import re
 import uuid
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -17,9 +18,14 @@ from common_core.events.building_blocks import (
     UtcDatetime,
 )
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 def _canonical_uuid(value: str) -> str:
-    # Canonical form, so one event id spelled in two letter cases is still one event.
+    # Canonical form, so one event id spelled in two letter cases is still one event. Producers
+    # write it canonical already: that is recognised without parsing it.
+    if _CANONICAL_UUID.fullmatch(value):
+        return value
     return str(uuid.UUID(value))
 
 
