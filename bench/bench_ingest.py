@@ -5,12 +5,17 @@ service started as a process, on Redis and on Redis + PostgreSQL.
 Timed from process start until the group's committed offsets cover every message (the service
 commits only what it has stored), then every batch is checked over /define. The group join is
 reported on its own. A bare aiokafka read of the same messages in the same run is the reference.
+Each store is measured ROUNDS times, the two interleaved; a row is the run with the median rate
+after the join, and the range over the runs follows it (a shared machine's PostgreSQL commits
+vary run to run).
 
-    .venv/bin/python bench/bench_ingest.py      (needs Redis and PostgreSQL)
+    .venv/bin/python bench/bench_ingest.py      (needs Redis and PostgreSQL;
+        BCS_BENCH_INGEST_ROUNDS, 3 by default)
 """
 
 import asyncio
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +29,7 @@ from batch_conductor_service.dev.embedded_broker import EmbeddedBroker
 
 BATCHES = 200
 ESSAYS = 100
+ROUNDS = int(os.environ.get("BCS_BENCH_INGEST_ROUNDS", "3"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,9 @@ class Ingestion:
     first_commit_s: float
     done_s: float
     cpu_s: float  # the service's CPU time until done, start-up and join included
+
+    def rate_after_join(self, total: int) -> float:
+        return total / (self.done_s - self.joined_s)
 
 
 async def bare_read(bootstrap: str, total: int) -> float:
@@ -92,14 +101,17 @@ async def ingest(bootstrap: str, total: int, with_postgres: bool) -> Ingestion:
         await remove_state(run, with_postgres)
 
 
-def report(name: str, total: int, result: Ingestion, bare_rate: float) -> None:
+def report(name: str, total: int, results: list[Ingestion], bare_rate: float) -> None:
+    ranked = sorted(results, key=lambda r: r.rate_after_join(total))
+    result = ranked[len(ranked) // 2]
     rate = total / result.done_s
-    after_join = total / (result.done_s - result.joined_s)
+    low, high = ranked[0].rate_after_join(total), ranked[-1].rate_after_join(total)
     print(
         f"  {name:<22}{rate:>9,.0f} ev/s  ({rate / bare_rate:.3f}x bare)  "
         f"{result.done_s:5.1f}s: serving {result.serving_s:.1f}s, joined {result.joined_s:.1f}s, "
-        f"first commit {result.first_commit_s:.1f}s; after the join {after_join:,.0f} ev/s; "
-        f"service CPU {result.cpu_s:.1f}s"
+        f"first commit {result.first_commit_s:.1f}s; after the join "
+        f"{result.rate_after_join(total):,.0f} ev/s ({low:,.0f} to {high:,.0f} in {len(ranked)} "
+        f"runs); service CPU {result.cpu_s:.1f}s"
     )
 
 
@@ -116,8 +128,12 @@ async def main() -> None:
         bare_seconds = await bare_read(bootstrap, total)
         bare_rate = total / bare_seconds
         print(f"  {total:,} events; bare aiokafka read {bare_rate:,.0f} msg/s")
-        report("Redis", total, await ingest(bootstrap, total, with_postgres=False), bare_rate)
-        report("Redis + PostgreSQL", total, await ingest(bootstrap, total, True), bare_rate)
+        runs: dict[bool, list[Ingestion]] = {False: [], True: []}
+        for _ in range(ROUNDS):
+            for with_postgres, results in runs.items():
+                results.append(await ingest(bootstrap, total, with_postgres))
+        report("Redis", total, runs[False], bare_rate)
+        report("Redis + PostgreSQL", total, runs[True], bare_rate)
     finally:
         broker.stop()
 
