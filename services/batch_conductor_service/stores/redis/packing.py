@@ -14,6 +14,9 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 
+_PLAIN = frozenset({str, bytes, int})
+
+
 class HiredisPackingConnection(Connection):
     def pack_command(self, *args: Any) -> list[bytes]:
         # As redis-py does: a first argument holding spaces ("CONFIG GET") is several words.
@@ -22,7 +25,11 @@ class HiredisPackingConnection(Connection):
             args = (*first.encode().split(), *args[1:])
         elif b" " in first:
             args = (*first.split(), *args[1:])
-        if any(isinstance(arg, bool | float) for arg in args):
+        # Text, bytes and integers, as nearly every command holds only these, are told apart
+        # from the rest by their exact types in one pass in C; a roster's SADD has hundreds.
+        if not _PLAIN.issuperset(map(type, args)) and any(
+            isinstance(arg, bool | float) for arg in args
+        ):
             # redis-py refuses booleans and writes floats by repr(): leave those to it.
             return super().pack_command(*args)
         try:
