@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from batch_conductor_service.consumer.offsets import (
     ConsumedMessage,
-    first_offsets,
-    next_offsets,
+    offset_extents,
 )
 from batch_conductor_service.consumer.translation import (
     TranslatedEvent,
@@ -102,8 +101,7 @@ def unforeseen_translation_error(exc: Exception) -> UnprocessableEventError:
 
 def offset_ranges(messages: Sequence[ConsumedMessage]) -> dict[str, list[int]]:
     """`topic/partition` -> [first offset, last offset], as the log lines show a batch."""
-    ends = next_offsets(messages)
     return {
-        f"{key.topic}/{key.partition}": [first, ends[key] - 1]
-        for key, first in first_offsets(messages).items()
+        f"{key.topic}/{key.partition}": [first, end - 1]
+        for key, (first, end) in offset_extents(messages).items()
     }

@@ -25,17 +25,40 @@ class PartitionKey:
 
 
 def next_offsets(messages: Sequence[ConsumedMessage]) -> dict[PartitionKey, int]:
-    offsets: dict[PartitionKey, int] = {}
-    for message in messages:
-        key = PartitionKey(message.topic, message.partition)
-        offsets[key] = max(offsets.get(key, 0), message.offset + 1)
-    return offsets
+    ends, _ = _extents(messages)
+    return {PartitionKey(topic, partition): end for (topic, partition), end in ends.items()}
 
 
 def first_offsets(messages: Sequence[ConsumedMessage]) -> Mapping[PartitionKey, int]:
     """Where to seek back to so that the same messages are fetched again."""
-    offsets: dict[PartitionKey, int] = {}
+    _, starts = _extents(messages)
+    return {PartitionKey(topic, partition): start for (topic, partition), start in starts.items()}
+
+
+def offset_extents(
+    messages: Sequence[ConsumedMessage],
+) -> dict[PartitionKey, tuple[int, int]]:
+    """Per partition, the first offset and the one after the last."""
+    ends, starts = _extents(messages)
+    return {PartitionKey(*key): (start, ends[key]) for key, start in starts.items()}
+
+
+def _extents(
+    messages: Sequence[ConsumedMessage],
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    # Keyed by plain tuples in the loop: it runs for every message of every fetch, and a
+    # dataclass key costs a Python __init__ and __hash__ per message.
+    ends: dict[tuple[str, int], int] = {}
+    starts: dict[tuple[str, int], int] = {}
     for message in messages:
-        key = PartitionKey(message.topic, message.partition)
-        offsets[key] = min(offsets.get(key, message.offset), message.offset)
-    return offsets
+        key = (message.topic, message.partition)
+        offset = message.offset
+        if key in starts:
+            if offset < starts[key]:
+                starts[key] = offset
+            if offset >= ends[key]:
+                ends[key] = offset + 1
+        else:
+            starts[key] = offset
+            ends[key] = offset + 1
+    return ends, starts

@@ -13,7 +13,6 @@ import hiredis
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-
 _PLAIN = frozenset({str, bytes, int})
 
 
