@@ -1,5 +1,8 @@
+import asyncio
+import atexit
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,28 +62,77 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
     root.setLevel(level.upper())
 
 
+class _TurnWriter:
+    """Writes lines to sys.stdout as it is at the time (tests swap it), one write and flush per
+    turn of the event loop: a request logs two lines, and a write with its flush per line was
+    most of a line's cost under load. Outside a running loop (start-up, tools, another thread),
+    and for a line at ERROR or above, what is pending and the line go out at once, so a crash
+    leaves nothing unwritten; otherwise a line waits at most until the loop's next turn."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._flush_scheduled_on: asyncio.AbstractEventLoop | None = None
+
+    def write_line(self, line: str, *, urgent: bool = False) -> None:
+        loop = asyncio._get_running_loop()
+        if loop is None or urgent:
+            self.flush(line)
+            return
+        with self._lock:
+            if self._flush_scheduled_on is not loop:
+                if self._pending:  # scheduled on a loop that has stopped since
+                    self._write(self._pending)
+                    self._pending = []
+                loop.call_soon(self.flush)
+                self._flush_scheduled_on = loop
+            self._pending.append(line)
+
+    def flush(self, also: str | None = None) -> None:
+        with self._lock:
+            lines, self._pending = self._pending, []
+            self._flush_scheduled_on = None
+            if also is not None:
+                lines.append(also)
+            if lines:
+                self._write(lines)
+
+    @staticmethod
+    def _write(lines: list[str]) -> None:
+        stream = sys.stdout
+        stream.write("".join(lines))
+        stream.flush()
+
+
+_writer = _TurnWriter()
+atexit.register(_writer.flush)
+
+
 class _CurrentStdout:
-    """sys.stdout as it is when a line is written (tests swap it), for both writers."""
+    """The stdlib handler's stream: through the same writer, so every line keeps its order."""
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        _writer.flush(text)
+        return len(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        _writer.flush()
 
 
 class _StdoutLogger:
-    """Writes each rendered line to stdout and flushes it, as the stdlib StreamHandler did."""
+    """Hands each rendered line to the writer."""
 
     def __init__(self, name: str | None) -> None:
         self.name = name
 
     def msg(self, message: str) -> None:
-        stream = sys.stdout
-        stream.write(message + "\n")
-        stream.flush()
+        _writer.write_line(message + "\n")
 
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+    def urgent(self, message: str) -> None:
+        _writer.write_line(message + "\n", urgent=True)
+
+    debug = info = warning = warn = log = msg
+    error = critical = exception = fatal = urgent
 
 
 class _DropBelow:
