@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redis.asyncio import Redis
 
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker, free_port
 from common_core.events import DeadLetterRecord
@@ -96,6 +97,7 @@ def durable_service(
 ) -> Iterator[tuple[RunningService, str]]:
     schema = f"bcs_e2e_{uuid.uuid4().hex[:10]}"
     group = f"bcs-e2e-{uuid.uuid4().hex[:8]}"
+    prefix = f"bcs-e2e-{uuid.uuid4().hex[:8]}"
     redis: dict[str, str] = {"BCS_REDIS_URL": REDIS_URL}
     if request.param == "redis-cluster":
         cluster: OwnRedisCluster = request.getfixturevalue("redis_cluster")
@@ -107,7 +109,7 @@ def durable_service(
             "BCS_KAFKA_CONSUMER_GROUP_ID": group,
             "BCS_KAFKA_RETRY_BACKOFF_INITIAL_SECONDS": "0.1",
             **redis,
-            "BCS_REDIS_KEY_PREFIX": f"bcs-e2e-{uuid.uuid4().hex[:8]}",
+            "BCS_REDIS_KEY_PREFIX": prefix,
             "BCS_DATABASE_URL": DATABASE_URL,
             "BCS_DATABASE_SCHEMA": schema,
         },
@@ -117,6 +119,18 @@ def durable_service(
     yield running, group
     stop_if_running(running)
     asyncio.run(drop_schema(schema))
+    if request.param == "redis":  # the cluster's keys go with the cluster
+        asyncio.run(remove_keys(prefix))
+
+
+async def remove_keys(prefix: str) -> None:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.unlink(*keys)
+    finally:
+        await client.aclose()
 
 
 async def drop_schema(schema: str) -> None:

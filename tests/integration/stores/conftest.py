@@ -71,8 +71,9 @@ async def redis_client(key_prefix: str) -> AsyncIterator[Redis]:
         await client.aclose()
         service_missing(f"Redis at {REDIS_URL} ({exc})")
     yield client
-    # SCAN is fine here: cleaning up after a test, not serving a request.
-    keys = [key async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    # SCAN is fine here: cleaning up after a test, not serving a request. Prefixes derived
+    # from this one (`<prefix>-durable`) go too: the prefix is unique to the test.
+    keys = [key async for key in client.scan_iter(match=f"{key_prefix}*", count=1000)]
     if keys:
         await client.unlink(*keys)
     await client.aclose()
