@@ -2,8 +2,6 @@
 store, changes the batch as TOPICS.md says: its roster, its essays' outcomes, its step outcome.
 A result that names no batch is given one by a roster, as the platform's rosters do."""
 
-from dataclasses import dataclass
-
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -18,15 +16,8 @@ from common_core.topics import Topic
 from tests.contract.test_fixture_readings import EXPECTED
 from tests.support import event_factory as ev
 from tests.support import huleedu_fixtures as hf
+from tests.support.consumed_message import Message
 from tests.support.recording_dlq import RecordingDlqProducer
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 @pytest.mark.parametrize("name", hf.fixture_names())

@@ -3,7 +3,6 @@ roster through the consumer's processor over each real repository, in both order
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -25,6 +24,7 @@ from batch_conductor_service.stores.redis.keys import BatchKeys
 from common_core.topics import Topic
 from tests.integration.stores.conftest import TTL_SECONDS, StoreUnderTest, breaker
 from tests.support import event_factory as ev
+from tests.support.consumed_message import Message
 from tests.support.recording_dlq import RecordingDlqProducer
 
 pytestmark = pytest.mark.integration
@@ -133,14 +133,6 @@ def test_an_essays_keys_share_a_slot_of_their_own_not_the_batchs() -> None:
     }
     assert len(essay_keys) == 1
     assert key_slot(BatchKeys("bcs", "b1").events.encode()) not in essay_keys
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 def message(topic: str, document: dict[str, object]) -> Message:

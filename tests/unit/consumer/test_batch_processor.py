@@ -1,6 +1,5 @@
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,20 +21,13 @@ from batch_conductor_service.stores.memory import (
 from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
+from tests.support.consumed_message import Message
 from tests.support.recording_dlq import RecordingDlqProducer
 
 READY = Topic.BATCH_ESSAYS_READY.value
 SPELLCHECK = Topic.SPELLCHECK_COMPLETED.value
 # The event_factory default timestamp.
 EVENT_TIME = datetime(2025, 6, 21, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 class StoreDown(InMemoryBatchStateRepository):

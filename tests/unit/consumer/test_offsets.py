@@ -1,22 +1,12 @@
 """Where a fetch sits in its partitions, for any messages in any order: the offset to commit
 (one after the last), the one to seek back to (the first) and the range a log line shows."""
 
-from dataclasses import dataclass
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from batch_conductor_service.consumer.fetched_batch import offset_ranges
 from batch_conductor_service.consumer.offsets import PartitionKey, first_offsets, next_offsets
-
-
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None = None
-
+from tests.support.consumed_message import Message
 
 messages = st.lists(
     st.builds(

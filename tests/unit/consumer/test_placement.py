@@ -6,7 +6,6 @@ import itertools
 import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,15 +26,8 @@ from batch_conductor_service.stores.placement.memory import (
 )
 from common_core.topics import CurrentTopic, Topic
 from tests.support import event_factory as ev
+from tests.support.consumed_message import Message
 from tests.support.recording_dlq import RecordingDlqProducer
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 def message(topic: str, document: dict[str, Any], offset: int = 0) -> Message:
