@@ -11,14 +11,18 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from batch_conductor_service.dev.embedded_broker import free_port
@@ -262,3 +266,48 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+class CountingConnection(Connection):
+    """Counts what is sent to Redis: one send is one round trip."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+@asynccontextmanager
+async def counting_redis() -> AsyncIterator[Redis]:
+    """A client whose sends CountingConnection counts; connected (and greeted) before the test
+    starts counting."""
+    pool = ConnectionPool.from_url(
+        REDIS_URL, connection_class=CountingConnection, decode_responses=True
+    )
+    client = Redis.from_pool(pool)
+    try:
+        await client.ping()
+        yield client
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def rival_writes_before_every_exec(
+    monkeypatch: pytest.MonkeyPatch, events_key: str
+) -> AsyncIterator[None]:
+    """Another writer touches the watched key between WATCH and EXEC, every time."""
+    interloper = Redis.from_url(REDIS_URL, decode_responses=True)
+    original_execute = Pipeline.execute
+
+    async def execute_after_a_rival_write(self: Pipeline, raise_on_error: bool = True) -> Any:
+        if self.watching:
+            await interloper.sadd(events_key, f"rival-{uuid.uuid4()}")
+        return await original_execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", execute_after_a_rival_write)
+    try:
+        yield
+    finally:
+        await interloper.aclose()

@@ -10,8 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.connection import ConnectionPool
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_state import (
@@ -23,8 +21,14 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.factory import make_redis_client
 from batch_conductor_service.wiring.settings import Settings
 from tests.integration.stores.builders import change_builders, essays, roster
-from tests.integration.stores.conftest import REDIS_URL, StoreUnderTest, make_redis_repository
-from tests.integration.stores.test_redis import CountingConnection
+from tests.integration.stores.conftest import (
+    REDIS_URL,
+    CountingConnection,
+    StoreUnderTest,
+    counting_redis,
+    make_redis_repository,
+    rival_writes_before_every_exec,
+)
 
 ESSAYS = [f"e{i}" for i in range(5)]
 STEPS = ["spellcheck", "nlp"]
@@ -71,19 +75,8 @@ async def test_a_fallback_write_drops_the_counts_kept_before_it(
     await repository.apply(essays(batch, "spellcheck", EssayOutcome.SUCCEEDED, "e1"))
     before = await repository.get_counts(batch)
     assert before.counts_for("spellcheck").roster_succeeded == 1
-    interloper = Redis.from_url(REDIS_URL, decode_responses=True)
-    original_execute = Pipeline.execute
-
-    async def execute_after_a_rival_write(self: Pipeline, raise_on_error: bool = True) -> Any:
-        if self.watching:
-            await interloper.sadd(repository.keys(batch).events, f"rival-{uuid.uuid4()}")
-        return await original_execute(self, raise_on_error)
-
-    monkeypatch.setattr(Pipeline, "execute", execute_after_a_rival_write)
-    try:
+    async with rival_writes_before_every_exec(monkeypatch, repository.keys(batch).events):
         await repository.apply(essays(batch, "spellcheck", EssayOutcome.FAILED, "e2"))
-    finally:
-        await interloper.aclose()
     after = (await repository.get_counts(batch)).counts_for("spellcheck")
     assert (after.roster_succeeded, after.roster_failed) == (1, 1)
 
@@ -120,19 +113,12 @@ async def test_counts_take_one_round_trip_and_no_member_whatever_the_batch_size(
             essays(batch, "spellcheck", EssayOutcome.FAILED, *ids[half:]),
         ]
     )
-    pool = ConnectionPool.from_url(
-        REDIS_URL, connection_class=CountingConnection, decode_responses=True
-    )
-    counting = Redis.from_pool(pool)
-    try:
-        await counting.ping()
+    async with counting_redis() as counting:
         reader = make_redis_repository(counting, metrics, key_prefix)
         for _ in range(2):  # counted where the sets are, then kept
             CountingConnection.sends = 0
             counts = await reader.get_counts(batch)
             assert CountingConnection.sends == 1
-    finally:
-        await counting.aclose()
     assert counts.roster_size == essay_count
     spellcheck = counts.counts_for("spellcheck")
     assert (spellcheck.roster_succeeded, spellcheck.roster_failed) == (half, essay_count - half)
@@ -176,11 +162,7 @@ async def test_reads_in_flight_together_are_one_send_and_survive_a_script_flush(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str
 ) -> None:
     batches = await _batches_with_results(key_prefix, redis_client, metrics)
-    pool = ConnectionPool.from_url(
-        REDIS_URL, connection_class=CountingConnection, decode_responses=True
-    )
-    counting = Redis.from_pool(pool)
-    try:
+    async with counting_redis() as counting:
         reader = make_redis_repository(counting, metrics, key_prefix)
         await reader.get_counts(batches[0])  # the script is cached on the server
         CountingConnection.sends = 0
@@ -191,8 +173,6 @@ async def test_reads_in_flight_together_are_one_send_and_survive_a_script_flush(
         await counting.script_flush()
         answers = await asyncio.gather(*(reader.get_counts(b) for b in batches))
         assert [_nlp_done(a) for a in answers] == [i % len(ESSAYS) for i in range(len(batches))]
-    finally:
-        await counting.aclose()
 
 
 async def test_reads_in_flight_together_survive_a_pooled_connection_closed_by_the_server(

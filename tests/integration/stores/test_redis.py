@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -36,10 +35,12 @@ from batch_conductor_service.stores.redis.repository import (
 from common_core.enums import BatchPhaseStatus
 from tests.integration.stores.builders import essays, outcome, roster, view
 from tests.integration.stores.conftest import (
-    REDIS_URL,
     TTL_SECONDS,
+    CountingConnection,
+    counting_redis,
     make_record,
     make_redis_repository,
+    rival_writes_before_every_exec,
 )
 
 OK = EssayOutcome.SUCCEEDED
@@ -98,27 +99,15 @@ async def test_the_fallback_after_the_last_watch_conflict_loses_nothing(
 ) -> None:
     repository = make_redis_repository(redis_client, metrics, key_prefix, backoff_seconds=0.001)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    interloper = Redis.from_url(REDIS_URL, decode_responses=True)
-    original_execute = Pipeline.execute
-
-    async def execute_after_a_rival_write(self: Pipeline, raise_on_error: bool = True) -> Any:
-        if self.watching:
-            # Another writer touches the watched key between WATCH and EXEC, every time.
-            await interloper.sadd(repository.keys(batch).events, f"rival-{uuid.uuid4()}")
-        return await original_execute(self, raise_on_error)
-
-    monkeypatch.setattr(Pipeline, "execute", execute_after_a_rival_write)
     changes = [
         *fifty_writers(batch),
         outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 5),
         outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 1),
     ]
     duplicate = changes[0]
-    try:
+    async with rival_writes_before_every_exec(monkeypatch, repository.keys(batch).events):
         results = [await repository.apply(change) for change in changes]
         assert await repository.apply(duplicate) is ApplyResult.DUPLICATE
-    finally:
-        await interloper.aclose()
     assert results == [ApplyResult.APPLIED] * len(changes)
     assert (
         counter(metrics, "bcs_repository_fallback_writes_total", operation="apply")
@@ -165,16 +154,6 @@ async def test_a_write_refreshes_the_ttl_of_every_key(
     assert await redis_client.ttl(repository.keys(batch).roster(RosterSource.READY)) > 10
 
 
-class CountingConnection(Connection):
-    """Counts what is sent to Redis: one send is one round trip."""
-
-    sends = 0
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).sends += 1
-        await super().send_packed_command(command, check_health)
-
-
 @pytest.mark.parametrize("essay_count", [10, 10_000])
 async def test_a_snapshot_takes_one_round_trip_whatever_the_batch_size(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str, essay_count: int
@@ -192,18 +171,11 @@ async def test_a_snapshot_takes_one_round_trip_whatever_the_batch_size(
             outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 1),
         ]
     )
-    pool = ConnectionPool.from_url(
-        REDIS_URL, connection_class=CountingConnection, decode_responses=True
-    )
-    counted = Redis.from_pool(pool)
-    try:
-        await counted.ping()  # connects (and says hello) before counting starts
+    async with counting_redis() as counted:
         reader = make_redis_repository(counted, metrics, key_prefix)
         CountingConnection.sends = 0
         snapshot = await reader.get_snapshot(batch)
         round_trips = CountingConnection.sends
-    finally:
-        await counted.aclose()
     assert len(snapshot.roster or ()) == essay_count
     assert len(snapshot.succeeded_for("nlp")) == essay_count
     assert round_trips == 1
