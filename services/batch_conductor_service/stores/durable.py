@@ -3,7 +3,7 @@ Redis when a batch has expired there."""
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts
@@ -143,21 +143,31 @@ class DurableBatchStateRepository:
         # between the two stores leaves an event counted as a duplicate.
         recorded = await self._record.record_many(changes)
         taken = [
-            (c.batch_id, c.event_id) for c, r in zip(changes, recorded, strict=True) if r is APPLIED
+            (c.batch_id, c.event_id)
+            for c, r in zip(changes, recorded.results, strict=True)
+            if r is APPLIED
         ]
         if len(self._pending) + len(taken) > _MAX_PENDING:
             self._pending.clear()
         self._pending.update(taken)
-        in_redis = await self._redis.apply_many_to_held(changes)
+        # A batch the record saw first just now holds, in the record, these changes and no
+        # more: Redis takes them as they are. Any other batch Redis must hold in full first.
+        first = [c for c in changes if c.batch_id in recorded.first_recorded]
+        known = [c for c in changes if c.batch_id not in recorded.first_recorded]
+        _, in_redis = await _all_or_first_failure(
+            self._redis.apply_many(first) if first else _nothing(),
+            self._redis.apply_many_to_held(known) if known else _nothing(),
+        )
         # A batch Redis does not hold (expired there) is rebuilt whole from the record, which
         # by now holds these changes too, event ids included: a late redelivery of an event
         # applied before the expiry still reads as a duplicate.
         missing: dict[str, list[BatchStateChange]] = {}
-        for change, result in zip(changes, in_redis, strict=True):
+        for change, result in zip(known, in_redis, strict=True):
             if result is None:
                 missing.setdefault(change.batch_id, []).append(change)
-        for batch_id, batch_changes in missing.items():
-            await self._rebuild_for_write(batch_id, batch_changes)
+        await _all_or_first_failure(
+            *(self._rebuild_for_write(b, batch_changes) for b, batch_changes in missing.items())
+        )
         results: list[ApplyResult] = []
         for change in changes:
             key = (change.batch_id, change.event_id)
@@ -191,3 +201,21 @@ class DurableBatchStateRepository:
                 for name, check in checks.items()
             }
         return checks
+
+
+async def _nothing() -> list[ApplyResult | None]:
+    return []
+
+
+async def _all_or_first_failure(*writes: Awaitable[Sequence[T] | None]) -> list[Any]:
+    """Runs the writes side by side and waits for all of them, so that none is left running
+    when one fails; then raises the first failure, a store outage ahead of anything else (the
+    caller retries on it)."""
+    done = await asyncio.gather(*writes, return_exceptions=True)
+    failures = [d for d in done if isinstance(d, BaseException)]
+    for failure in failures:
+        if isinstance(failure, StateStoreUnavailableError):
+            raise failure
+    if failures:
+        raise failures[0]
+    return list(done)

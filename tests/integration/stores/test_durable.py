@@ -12,17 +12,20 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome
+from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome, RosterSource
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthReporters, HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.durable import (
     DurableBatchStateRepository,
 )
-from tests.integration.stores.builders import essays
+from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
+from batch_conductor_service.stores.redis.repository import RedisBatchStateRepository
+from tests.integration.stores.builders import essays, roster
 from tests.integration.stores.conftest import make_record, make_redis_repository
 
 OK = EssayOutcome.SUCCEEDED
+APPLIED, DUPLICATE = ApplyResult.APPLIED, ApplyResult.DUPLICATE
 
 
 async def test_a_change_recorded_before_redis_failed_counts_as_applied_when_redis_takes_it(
@@ -117,3 +120,91 @@ async def test_one_event_applied_by_two_replicas_at_once_is_counted_applied_once
         change = essays(batch, "spellcheck", OK, "e1")
         results = await asyncio.gather(first.apply(change), second.apply(change))
         assert sorted(results) == [ApplyResult.APPLIED, ApplyResult.DUPLICATE]
+
+
+def _durable(
+    redis_client: Redis, key_prefix: str, pg_pool: asyncpg.Pool, pg_schema: str
+) -> tuple[DurableBatchStateRepository, RedisBatchStateRepository]:
+    metrics = BcsMetrics(CollectorRegistry())
+    redis = make_redis_repository(redis_client, metrics, key_prefix)
+    record = make_record(pg_pool, pg_schema, metrics)
+    return DurableBatchStateRepository(redis, record, metrics), redis
+
+
+async def test_the_record_names_the_batches_it_saw_first_in_a_call(
+    pg_pool: asyncpg.Pool, pg_schema: str, metrics: BcsMetrics
+) -> None:
+    record = make_record(pg_pool, pg_schema, metrics)
+    seen = essays("seen", "spellcheck", OK, "e1")
+    await record.record_many([seen])
+    repeat = essays("new", "spellcheck", OK, "e1")
+    recorded = await record.record_many(
+        [
+            repeat,
+            repeat,  # a repeat within the call is one event
+            essays("new", "spellcheck", OK, "e2"),
+            essays("seen", "spellcheck", OK, "e2"),  # the batch had an event before
+            seen,  # only a duplicate
+        ]
+    )
+    assert recorded.first_recorded == {"new"}
+    assert recorded.results == [APPLIED, DUPLICATE, APPLIED, APPLIED, DUPLICATE]
+    again = await record.record_many([essays("new", "spellcheck", OK, "e3"), repeat])
+    assert again.first_recorded == frozenset()
+
+
+async def test_a_new_batch_goes_to_redis_without_a_read_of_the_record_and_an_expired_one_is_rebuilt(
+    redis_client: Redis,
+    key_prefix: str,
+    pg_pool: asyncpg.Pool,
+    pg_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    durable, redis = _durable(redis_client, key_prefix, pg_pool, pg_schema)
+    loads: list[str] = []
+    load = PostgresBatchRecord.load
+
+    async def counted_load(self: PostgresBatchRecord, batch_id: str, **options: Any) -> Any:
+        loads.append(batch_id)
+        return await load(self, batch_id, **options)
+
+    monkeypatch.setattr(PostgresBatchRecord, "load", counted_load)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await durable.apply_many(
+        [roster(batch, RosterSource.REGISTERED, "e1", "e2"), essays(batch, "spellcheck", OK, "e1")]
+    )
+    assert loads == []
+    stored = await redis.read_stored(batch)
+    assert stored is not None
+    assert stored.to_snapshot().succeeded_for("spellcheck") == {"e1"}
+
+    await redis_client.delete(*redis.keys(batch).all)  # expired in Redis, kept in the record
+    await durable.apply(essays(batch, "spellcheck", OK, "e2"))
+    assert loads == [batch]
+    rebuilt = await redis.read_stored(batch)
+    assert rebuilt is not None
+    assert rebuilt.to_snapshot().succeeded_for("spellcheck") == {"e1", "e2"}
+    assert rebuilt.to_snapshot().roster == {"e1", "e2"}
+
+
+async def test_two_replicas_starting_one_batch_at_once_leave_all_of_it_in_redis(
+    redis_client: Redis, key_prefix: str, pg_pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    (first, redis), (second, _) = (
+        _durable(redis_client, key_prefix, pg_pool, pg_schema) for _ in range(2)
+    )
+    for _ in range(20):
+        batch = f"batch-{uuid.uuid4().hex[:8]}"
+        await asyncio.gather(
+            first.apply_many(
+                [roster(batch, RosterSource.REGISTERED, "e1"), essays(batch, "nlp", OK, "e1")]
+            ),
+            second.apply(essays(batch, "spellcheck", OK, "e2")),
+        )
+        # Read from Redis alone: the durable repository would repair what is missing.
+        stored = await redis.read_stored(batch)
+        assert stored is not None
+        snapshot = stored.to_snapshot()
+        assert snapshot.roster == {"e1"}
+        assert snapshot.succeeded_for("nlp") == {"e1"}
+        assert snapshot.succeeded_for("spellcheck") == {"e2"}

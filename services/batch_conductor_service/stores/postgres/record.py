@@ -6,6 +6,7 @@ good, is written before an event counts as handled, and answers when Redis canno
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -39,6 +40,15 @@ _ROLLBACK_ATTEMPTS = 3
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedChanges:
+    # Per change, whether its event id was new to the record.
+    results: list[ApplyResult]
+    # The batches of which the record held no event before this call: for these the record
+    # now holds exactly what the call applied (as of its transaction's view).
+    first_recorded: frozenset[str]
+
+
 class PostgresBatchRecord:
     health_name = STORE
 
@@ -59,11 +69,12 @@ class PostgresBatchRecord:
         self._timeout = timeout_seconds
         self._health_timeout = health_timeout_seconds
 
-    async def record_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def record_many(self, changes: Sequence[BatchStateChange]) -> RecordedChanges:
         """Stores the changes whose event ids are new, in one transaction; returns, per change,
-        whether its event id was new (a repeat within `changes` is a duplicate too)."""
+        whether its event id was new (a repeat within `changes` is a duplicate too), and which
+        batches the record saw first in this call."""
 
-        async def record() -> list[ApplyResult]:
+        async def record() -> RecordedChanges:
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(_ROLLBACK_ATTEMPTS),
                 retry=retry_if_exception_type(asyncpg.exceptions.TransactionRollbackError),
@@ -127,7 +138,7 @@ class PostgresBatchRecord:
         async with self._pool.acquire(timeout=self._health_timeout) as conn:
             await conn.fetchval("SELECT 1")
 
-    async def _record_once(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def _record_once(self, changes: Sequence[BatchStateChange]) -> RecordedChanges:
         s = self._schema
         times = {(c.batch_id, c.event_id): as_utc(c.occurred_at) for c in reversed(changes)}
         rows = sorted((batch_id, event_id, at) for (batch_id, event_id), at in times.items())
@@ -157,7 +168,24 @@ class PostgresBatchRecord:
                     results.append(ApplyResult.DUPLICATE)
             added = [facts_added_by(batch_id, group) for batch_id, group in applied.items()]
             await insert_facts(conn, s, added, self._timeout)
-        return results
+            first = await self._first_recorded(conn, applied)
+        return RecordedChanges(results, first)
+
+    async def _first_recorded(
+        self, conn: Any, applied: dict[str, list[BatchStateChange]]
+    ) -> frozenset[str]:
+        """The batches whose every recorded event id was inserted by this transaction."""
+        if not applied:
+            return frozenset()
+        totals = await conn.fetch(
+            f"SELECT batch_id, count(*) AS events FROM {self._schema}.processed_events "
+            "WHERE batch_id = ANY($1::text[]) GROUP BY batch_id",
+            list(applied),
+            timeout=self._timeout,
+        )
+        return frozenset(
+            row["batch_id"] for row in totals if row["events"] == len(applied[row["batch_id"]])
+        )
 
     async def _guarded(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         return await guarded_store_call(self._breaker, STORE_ERRORS, self._metrics, operation, run)
