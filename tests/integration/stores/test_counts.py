@@ -81,6 +81,25 @@ async def test_a_fallback_write_drops_the_counts_kept_before_it(
     assert (after.roster_succeeded, after.roster_failed) == (1, 1)
 
 
+async def test_counts_kept_past_the_sets_they_describe_are_dropped_by_the_next_write(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    # Found by test_store_differential: the batch's sets evicted (or expired early), its counts
+    # hash left, then an event with no facts made the batch present again, and its old counts
+    # answered for it.
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    batch = f"batch-{uuid.uuid4().hex[:8]}"
+    await repository.apply(roster(batch, RosterSource.REGISTERED, "e1"))
+    await repository.apply(essays(batch, "spellcheck", EssayOutcome.SUCCEEDED, "e1"))
+    assert (await repository.get_counts(batch)).counts_for("spellcheck").roster_succeeded == 1
+    keys = repository.keys(batch)
+    await redis_client.delete(*keys.all)
+    await repository.apply(essays(batch, "spellcheck", EssayOutcome.FAILED))  # names no essay
+    after = await repository.get_counts(batch)
+    assert after.roster_size is None
+    assert after.counts_for("spellcheck").succeeded == 0
+
+
 async def test_the_counts_have_the_ttl_of_the_batch(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str
 ) -> None:

@@ -57,9 +57,10 @@ def queue_facts(pipe: Pipe, keys: BatchKeys, facts: BatchFacts) -> None:
         # After the sets they name: a set's held marker never precedes what it vouches for.
         held = {marker for marker, key in markers.items() if key in written}
         pipe.sadd(keys.events, *sorted(held))
-        # After the facts: a count kept before this point is dropped, one made after it saw
-        # them (see counts.py).
-        pipe.delete(keys.counts)
+    # After the facts: a count kept before this point is dropped, one made after it saw them
+    # (see counts.py). Even by a write without facts: the batch's sets may have gone (evicted)
+    # while its counts stayed, and this write makes the batch present again.
+    pipe.delete(keys.counts)
     if facts.last_event_at is not None:
         # GT: only a later time replaces the score, so writes in any order keep the newest.
         score = event_time_score(facts.last_event_at)
