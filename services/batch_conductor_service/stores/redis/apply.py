@@ -1,17 +1,12 @@
 """The write of one batch's changes: atomic by WATCH/MULTI/EXEC, retried on a rival write, and
 after the last retry sent as plain set additions, which lose nothing as every write is a union."""
 
+import asyncio
+import random
 from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import WatchError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from batch_conductor_service.domain.batch_facts import facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
@@ -19,6 +14,7 @@ from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.integrity import held_markers, lost_sets, report_lost
 from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
+from batch_conductor_service.stores.redis.scripted_writes import ScriptedWrites
 from batch_conductor_service.stores.redis.writes import (
     queue_event_ids,
     queue_facts,
@@ -50,21 +46,20 @@ class RedisBatchApplier:
     ) -> list[ApplyResult] | None:
         """With `only_if_held`, a batch Redis does not hold in full is left untouched and None
         returned: its writer rebuilds it from elsewhere first (stores/durable.py)."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_random_exponential(multiplier=self._backoff, max=self._max_backoff),
-            retry=retry_if_exception_type(WatchError),
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
-        try:
-            return await retrying(self._apply_atomically, keys, changes, only_if_held)
-        except WatchError:
-            self._metrics.repository_fallbacks.labels("apply").inc()
-            return await self._apply_commutatively(keys, changes, only_if_held)
-
-    def _count_retry(self, _state: RetryCallState) -> None:
-        self._metrics.repository_atomic_retries.labels("apply").inc()
+        # A plain loop, not tenacity: this runs once per batch in every fetch, and tenacity's
+        # bookkeeping per call cost more than the write's own Python work.
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._apply_atomically(keys, changes, only_if_held)
+            except WatchError:
+                if attempt == self._attempts:
+                    break
+                self._metrics.repository_atomic_retries.labels("apply").inc()
+                # Exponential backoff with full jitter, capped.
+                ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(random.uniform(0, ceiling))
+        self._metrics.repository_fallbacks.labels("apply").inc()
+        return await self._apply_commutatively(keys, changes, only_if_held)
 
     async def _apply_atomically(
         self, keys: BatchKeys, changes: list[BatchStateChange], only_if_held: bool
@@ -84,10 +79,12 @@ class RedisBatchApplier:
             pipe.multi()
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
             added = facts_added_by(keys.batch_id, applied)
-            queue_facts(pipe, keys, added)
-            queue_event_ids(pipe, keys, added.event_ids)
-            queue_present_marker(pipe, keys)
-            queue_ttl(pipe, keys, self._ttl)
+            writes = ScriptedWrites()
+            queue_facts(writes, keys, added)
+            queue_event_ids(writes, keys, added.event_ids)
+            queue_present_marker(writes, keys)
+            queue_ttl(writes, keys, self._ttl)
+            writes.queue_on(pipe)
             await pipe.execute()
         return results
 
