@@ -75,7 +75,7 @@ class RedisBatchApplier:
             if only_if_held and not (seen[0] and await self._sets_there(pipe, keys, held)):
                 return None
             known = {c.event_id for c, s in zip(changes, seen_ids, strict=True) if s}
-            results = _dedupe(changes, known)
+            results = dedupe(changes, known)
             pipe.multi()
             applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
             added = facts_added_by(keys.batch_id, applied)
@@ -145,7 +145,7 @@ def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:
     return [change.event_id for change in changes]
 
 
-def _dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
+def dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
     seen = set(already_seen)
     results = []
     for change in changes:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
@@ -15,7 +16,9 @@ from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
 from batch_conductor_service.stores.redis.apply import RedisBatchApplier
+from batch_conductor_service.stores.redis.apply_together import RedisFetchApplier
 from batch_conductor_service.stores.redis.client import BatchStateRedis
+from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
 from batch_conductor_service.stores.redis.counts import (
     LOST_REPLY,
     CoalescedCountReads,
@@ -74,6 +77,12 @@ class RedisBatchStateRepository:
         # Redis's maxmemory-policy; None until it could be read (eviction.py).
         self.eviction_policy: str | None = None
         self._count_reads = CoalescedCountReads(client)
+        # A fetch's batches in one transaction on one server; on a cluster, batch by batch.
+        self._together = (
+            None
+            if isinstance(client, RedisCluster | WaitingRedisCluster)
+            else RedisFetchApplier(client, ttl_seconds=ttl_seconds, metrics=metrics)
+        )
         self._applier = RedisBatchApplier(
             client,
             ttl_seconds=ttl_seconds,
@@ -158,6 +167,13 @@ class RedisBatchStateRepository:
         for index, change in enumerate(changes):
             groups.setdefault(change.batch_id, []).append(index)
         results: list[ApplyResult | None] = [None] * len(changes)
+        together = self._together
+        if together is not None and not only_if_held:
+            groups = await self._guarded(
+                "apply", lambda: together.apply_groups(self.keys, changes, groups, results)
+            )
+            if not groups:
+                return results
         limit = asyncio.Semaphore(self._concurrency)
 
         async def apply_group(batch_id: str, indexes: list[int]) -> None:
