@@ -113,3 +113,26 @@ async def test_a_rival_write_to_one_batch_leaves_every_change_applied_once(
         assert view(await repository.get_snapshot(batch)) == view(
             await reference.get_snapshot(batch)
         )
+
+
+async def test_writes_that_need_the_batch_held_skip_only_the_batches_not_held(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    run = uuid.uuid4().hex[:8]
+    held, lost, unknown = (f"batch-{run}-{name}" for name in ("held", "lost", "unknown"))
+    await repository.apply_many(
+        [roster(held, RosterSource.REGISTERED, "e1"), roster(lost, RosterSource.REGISTERED, "e1")]
+    )
+    await redis_client.delete(repository.keys(lost).roster(RosterSource.REGISTERED))
+    fetch = [essays(b, "spellcheck", EssayOutcome.SUCCEEDED, "e1") for b in (held, lost, unknown)]
+    assert await repository.apply_many_to_held(fetch) == [APPLIED, None, None]
+    lost_reports = metrics.registry.get_sample_value(
+        "bcs_repository_errors_total", {"store": "redis", "operation": "lost_keys"}
+    )
+    assert lost_reports == 1
+    assert (await repository.get_snapshot(held)).succeeded_for("spellcheck") == {"e1"}
+    for batch in (lost, unknown):  # nothing written: each reads as unknown
+        assert view(await repository.get_snapshot(batch)) == view(
+            await InMemoryBatchStateRepository(TTL_SECONDS).get_snapshot(batch)
+        )

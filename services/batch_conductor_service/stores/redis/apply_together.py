@@ -3,15 +3,16 @@
 Batch by batch (apply.py), a fetch of 2,000 events over forty batches is forty transactions,
 each paying redis-py's cost of a pipeline, a pinned connection, a WATCH, a read and an EXEC. On
 one server they fit one: WATCH every batch's events set, read which of the event ids each
-already holds (one script), then MULTI, one script with every batch's writes (the same commands
-writes.py queues, batch after batch), EXEC. A rival write to any of the batches aborts it all
-and nothing is written; the caller then writes batch by batch, which retries and falls back per
-batch. Not for a Redis Cluster, whose batches live on several nodes, nor for a write that must
-first check the batch is held in full (stores/durable.py): both go batch by batch.
+already holds and whether it is held in full (one script), then MULTI, one script with every
+batch's writes (the same commands writes.py queues, batch after batch), EXEC. A rival write to
+any of the batches aborts it all and nothing is written; the caller then writes those batches
+batch by batch, which retries and falls back per batch. Not for a Redis Cluster, whose batches
+live on several nodes: there every batch has its own transaction.
 """
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.exceptions import WatchError
 
@@ -20,7 +21,8 @@ from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateCh
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.redis.apply import dedupe
 from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.keys import BatchKeys
+from batch_conductor_service.stores.redis.integrity import held_markers, lost_sets, report_lost
+from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
 from batch_conductor_service.stores.redis.scripted_writes import SADD_CHUNK, ScriptedWrites
 from batch_conductor_service.stores.redis.writes import (
     queue_event_ids,
@@ -29,21 +31,25 @@ from batch_conductor_service.stores.redis.writes import (
     queue_ttl,
 )
 
-# KEYS: the batches' events sets. ARGV: per key, how many ids, then the ids. Answers, per key,
-# SMISMEMBER's flags for its ids (asked in chunks: Lua's unpack() holds about 8,000 values).
+# KEYS: per batch, its events set, then its sets of facts (BatchKeys.fact_sets). ARGV: per
+# batch, how many members to look for in its events set, then those. Answers, per batch,
+# SMISMEMBER's flags for them (asked in chunks: Lua's unpack() holds about 8,000 values) and
+# EXISTS of each set of facts.
+KEYS_PER_BATCH = 6
 SEEN_SCRIPT = f"""
 local out, i = {{}}, 1
-for k = 1, #KEYS do
-  local last, flags = i + tonumber(ARGV[i]), {{}}
+for b = 0, #KEYS / {KEYS_PER_BATCH} - 1 do
+  local base, last, flags, there = b * {KEYS_PER_BATCH}, i + tonumber(ARGV[i]), {{}}, {{}}
   local first = i + 1
   while first <= last do
     local stop = math.min(first + {SADD_CHUNK - 1}, last)
-    for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, first, stop))) do
+    for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[base + 1], unpack(ARGV, first, stop))) do
       flags[#flags + 1] = flag
     end
     first = stop + 1
   end
-  out[k] = flags
+  for s = 2, {KEYS_PER_BATCH} do there[s - 1] = redis.call('EXISTS', KEYS[base + s]) end
+  out[b + 1] = {{flags, there}}
   i = last + 1
 end
 return out
@@ -67,49 +73,56 @@ class RedisFetchApplier:
         changes: Sequence[BatchStateChange],
         groups: dict[str, list[int]],
         results: list[ApplyResult | None],
+        *,
+        only_if_held: bool,
     ) -> dict[str, list[int]]:
         """`groups` holds the indexes in `changes` of each batch's changes. Fills in the
-        results of the groups written, and returns those a rival write left for writing batch
-        by batch."""
+        results of the groups written (with `only_if_held`, a batch Redis does not hold in
+        full is not written and its results stay None), and returns the groups a rival write
+        left for writing batch by batch."""
         batches = [(keys_of(b), [changes[i] for i in ix]) for b, ix in groups.items()]
+        parts = _parts(batches)
+        done = await asyncio.gather(*(self._apply_part(part, only_if_held) for part in parts))
+        outcomes: list[list[ApplyResult] | _Aborted | None] = []
+        for part, part_outcomes in zip(parts, done, strict=True):
+            if isinstance(part_outcomes, _Aborted):
+                outcomes += [part_outcomes] * len(part)
+            else:
+                outcomes += part_outcomes
         left: dict[str, list[int]] = {}
-        outcomes = await self.apply(batches)
         for (batch_id, indexes), outcome in zip(groups.items(), outcomes, strict=True):
-            if outcome is None:
+            if isinstance(outcome, _Aborted):
                 left[batch_id] = indexes
-                continue
-            for i, result in zip(indexes, outcome, strict=True):
-                results[i] = result
+            elif outcome is not None:
+                for i, result in zip(indexes, outcome, strict=True):
+                    results[i] = result
         if left:
             # Its own label: each batch's write then still counts its own retries as "apply".
             self._metrics.repository_atomic_retries.labels("apply_together").inc()
         return left
 
-    async def apply(self, groups: Sequence[Group]) -> list[list[ApplyResult] | None]:
-        """Per group, the result of each of its changes, or None for the groups of a
-        transaction that a rival write to one of its batches aborted: nothing of those was
-        written, and the caller writes them batch by batch."""
-        if not groups:
-            return []
-        parts = _parts(groups)
-        done = await asyncio.gather(*(self._apply_part(part) for part in parts))
-        answers: list[list[ApplyResult] | None] = []
-        for part, part_results in zip(parts, done, strict=True):
-            answers += part_results if part_results is not None else [None] * len(part)
-        return answers
-
-    async def _apply_part(self, groups: Sequence[Group]) -> list[list[ApplyResult]] | None:
+    async def _apply_part(
+        self, groups: Sequence[Group], only_if_held: bool
+    ) -> "list[list[ApplyResult] | None] | _Aborted":
         async with self._client.pipeline(transaction=True) as pipe:
             await pipe.watch(*(keys.events for keys, _ in groups))
+            script_keys: list[str] = []
             args: list[str | int] = []
-            for _, changes in groups:
-                args += [len(changes), *(change.event_id for change in changes)]
-            seen = await pipe.eval(SEEN_SCRIPT, len(groups), *(k.events for k, _ in groups), *args)
+            for keys, changes in groups:
+                script_keys += [keys.events, *(key for _, key in keys.fact_sets)]
+                members = [PRESENT_MARKER, *held_markers(keys), *(c.event_id for c in changes)]
+                args += [len(members), *members]
+            replies = await pipe.eval(SEEN_SCRIPT, len(script_keys), *script_keys, *args)
             pipe.multi()
             writes = ScriptedWrites()
-            all_results: list[list[ApplyResult]] = []
-            for (keys, changes), flags in zip(groups, seen, strict=True):
-                known = {c.event_id for c, flag in zip(changes, flags, strict=True) if flag}
+            outcomes: list[list[ApplyResult] | None] = []
+            for (keys, changes), (flags, there) in zip(groups, replies, strict=True):
+                marks = 1 + len(keys.fact_sets)
+                present, held, seen = flags[0], flags[1:marks], flags[marks:]
+                if only_if_held and not (present and self._none_lost(keys, held, there)):
+                    outcomes.append(None)
+                    continue
+                known = {c.event_id for c, flag in zip(changes, seen, strict=True) if flag}
                 results = dedupe(changes, known)
                 applied = [
                     c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED
@@ -119,13 +132,26 @@ class RedisFetchApplier:
                 queue_event_ids(writes, keys, added.event_ids)
                 queue_present_marker(writes, keys)
                 queue_ttl(writes, keys, self._ttl)
-                all_results.append(results)
+                outcomes.append(results)
             writes.queue_on(pipe)
             try:
                 await pipe.execute()
             except WatchError:
-                return None
-        return all_results
+                return ABORTED
+        return outcomes
+
+    def _none_lost(self, keys: BatchKeys, held: list[Any], there: list[Any]) -> bool:
+        lost = lost_sets(keys, held, there)
+        if lost:
+            report_lost(self._metrics, keys, lost)
+        return not lost
+
+
+class _Aborted:
+    """A transaction a rival write aborted: none of its batches was written."""
+
+
+ABORTED = _Aborted()
 
 
 def _parts(groups: Sequence[Group]) -> list[list[Group]]:

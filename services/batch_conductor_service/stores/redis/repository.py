@@ -168,9 +168,12 @@ class RedisBatchStateRepository:
             groups.setdefault(change.batch_id, []).append(index)
         results: list[ApplyResult | None] = [None] * len(changes)
         together = self._together
-        if together is not None and not only_if_held:
+        if together is not None:
             groups = await self._guarded(
-                "apply", lambda: together.apply_groups(self.keys, changes, groups, results)
+                "apply",
+                lambda: together.apply_groups(
+                    self.keys, changes, groups, results, only_if_held=only_if_held
+                ),
             )
             if not groups:
                 return results
