@@ -168,7 +168,8 @@ class RedisBatchStateRepository:
             groups.setdefault(change.batch_id, []).append(index)
         results: list[ApplyResult | None] = [None] * len(changes)
         together = self._together
-        if together is not None:
+        # One batch: its own transaction is the same round trips with less to read.
+        if together is not None and len(groups) > 1:
             groups = await self._guarded(
                 "apply",
                 lambda: together.apply_groups(
