@@ -3,7 +3,7 @@ Redis when a batch has expired there."""
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_facts import BatchFacts
@@ -15,6 +15,7 @@ from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
 from batch_conductor_service.stores.redis.repository import (
     RedisBatchStateRepository,
 )
+from batch_conductor_service.stores.side_by_side import all_finished
 from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
@@ -154,9 +155,10 @@ class DurableBatchStateRepository:
         # more: Redis takes them as they are. Any other batch Redis must hold in full first.
         first = [c for c in changes if c.batch_id in recorded.first_recorded]
         known = [c for c in changes if c.batch_id not in recorded.first_recorded]
-        _, in_redis = await _all_or_first_failure(
+        _, in_redis = await all_finished(
             self._redis.apply_many(first) if first else _nothing(),
             self._redis.apply_many_to_held(known) if known else _nothing(),
+            outages=(StateStoreUnavailableError,),
         )
         # A batch Redis does not hold (expired there) is rebuilt whole from the record, which
         # by now holds these changes too, event ids included: a late redelivery of an event
@@ -165,8 +167,9 @@ class DurableBatchStateRepository:
         for change, result in zip(known, in_redis, strict=True):
             if result is None:
                 missing.setdefault(change.batch_id, []).append(change)
-        await _all_or_first_failure(
-            *(self._rebuild_for_write(b, batch_changes) for b, batch_changes in missing.items())
+        await all_finished(
+            *(self._rebuild_for_write(b, batch_changes) for b, batch_changes in missing.items()),
+            outages=(StateStoreUnavailableError,),
         )
         results: list[ApplyResult] = []
         for change in changes:
@@ -205,17 +208,3 @@ class DurableBatchStateRepository:
 
 async def _nothing() -> list[ApplyResult | None]:
     return []
-
-
-async def _all_or_first_failure(*writes: Awaitable[Sequence[T] | None]) -> list[Any]:
-    """Runs the writes side by side and waits for all of them, so that none is left running
-    when one fails; then raises the first failure, a store outage ahead of anything else (the
-    caller retries on it)."""
-    done = await asyncio.gather(*writes, return_exceptions=True)
-    failures = [d for d in done if isinstance(d, BaseException)]
-    for failure in failures:
-        if isinstance(failure, StateStoreUnavailableError):
-            raise failure
-    if failures:
-        raise failures[0]
-    return list(done)

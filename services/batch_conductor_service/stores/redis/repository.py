@@ -46,6 +46,7 @@ from batch_conductor_service.stores.redis.writes import (
     queue_present_marker,
     queue_ttl,
 )
+from batch_conductor_service.stores.side_by_side import all_finished
 
 T = TypeVar("T")
 
@@ -195,17 +196,9 @@ class RedisBatchStateRepository:
                     results[i] = result
 
         async def apply_all() -> None:
-            done = await asyncio.gather(
-                *(apply_group(b, ix) for b, ix in groups.items()), return_exceptions=True
+            await all_finished(
+                *(apply_group(b, ix) for b, ix in groups.items()), outages=STORE_ERRORS
             )
-            # Every group has finished before anything is raised, so no write is left running.
-            # A store outage is re-raised ahead of anything else: the caller retries on it.
-            failures = [d for d in done if isinstance(d, BaseException)]
-            for failure in failures:
-                if isinstance(failure, STORE_ERRORS):
-                    raise failure
-            if failures:
-                raise failures[0]
 
         await self._guarded("apply", apply_all)
         return results
