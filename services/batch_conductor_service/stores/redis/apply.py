@@ -75,15 +75,9 @@ class RedisBatchApplier:
             if only_if_held and not (seen[0] and await self._sets_there(pipe, keys, held)):
                 return None
             known = {c.event_id for c, s in zip(changes, seen_ids, strict=True) if s}
-            results = dedupe(changes, known)
             pipe.multi()
-            applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
-            added = facts_added_by(keys.batch_id, applied)
             writes = ScriptedWrites()
-            queue_facts(writes, keys, added)
-            queue_event_ids(writes, keys, added.event_ids)
-            queue_present_marker(writes, keys)
-            queue_ttl(writes, keys, self._ttl)
+            results = queue_new_facts(writes, keys, changes, known, self._ttl)
             writes.queue_on(pipe)
             await pipe.execute()
         return results
@@ -135,10 +129,34 @@ class RedisBatchApplier:
         return self._none_lost(keys, held, present)
 
     def _none_lost(self, keys: BatchKeys, held: list[Any], present: list[Any]) -> bool:
-        lost = lost_sets(keys, held, present)
-        if lost:
-            report_lost(self._metrics, keys, lost)
-        return not lost
+        return none_lost(self._metrics, keys, held, present)
+
+
+def none_lost(metrics: BcsMetrics, keys: BatchKeys, held: list[Any], present: list[Any]) -> bool:
+    """Whether every set marked held is present; the lost ones are reported."""
+    lost = lost_sets(keys, held, present)
+    if lost:
+        report_lost(metrics, keys, lost)
+    return not lost
+
+
+def queue_new_facts(
+    writes: ScriptedWrites,
+    keys: BatchKeys,
+    changes: Sequence[BatchStateChange],
+    known: set[str],
+    ttl_seconds: int,
+) -> list[ApplyResult]:
+    """Queues the atomic write of the changes whose event ids the batch does not hold yet
+    (`known` are those it holds); returns each change's result."""
+    results = dedupe(changes, known)
+    applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
+    added = facts_added_by(keys.batch_id, applied)
+    queue_facts(writes, keys, added)
+    queue_event_ids(writes, keys, added.event_ids)
+    queue_present_marker(writes, keys)
+    queue_ttl(writes, keys, ttl_seconds)
+    return results
 
 
 def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:

@@ -12,24 +12,16 @@ live on several nodes: there every batch has its own transaction.
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from redis.exceptions import WatchError
 
-from batch_conductor_service.domain.batch_facts import facts_added_by
 from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
 from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.stores.redis.apply import dedupe
+from batch_conductor_service.stores.redis.apply import none_lost, queue_new_facts
 from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.integrity import held_markers, lost_sets, report_lost
+from batch_conductor_service.stores.redis.integrity import held_markers
 from batch_conductor_service.stores.redis.keys import PRESENT_MARKER, BatchKeys
 from batch_conductor_service.stores.redis.scripted_writes import SADD_CHUNK, ScriptedWrites
-from batch_conductor_service.stores.redis.writes import (
-    queue_event_ids,
-    queue_facts,
-    queue_present_marker,
-    queue_ttl,
-)
 
 # KEYS: per batch, its events set, then its sets of facts (BatchKeys.fact_sets). ARGV: per
 # batch, how many members to look for in its events set, then those. Answers, per batch,
@@ -119,32 +111,17 @@ class RedisFetchApplier:
             for (keys, changes), (flags, there) in zip(groups, replies, strict=True):
                 marks = 1 + len(keys.fact_sets)
                 present, held, seen = flags[0], flags[1:marks], flags[marks:]
-                if only_if_held and not (present and self._none_lost(keys, held, there)):
+                if only_if_held and not (present and none_lost(self._metrics, keys, held, there)):
                     outcomes.append(None)
                     continue
                 known = {c.event_id for c, flag in zip(changes, seen, strict=True) if flag}
-                results = dedupe(changes, known)
-                applied = [
-                    c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED
-                ]
-                added = facts_added_by(keys.batch_id, applied)
-                queue_facts(writes, keys, added)
-                queue_event_ids(writes, keys, added.event_ids)
-                queue_present_marker(writes, keys)
-                queue_ttl(writes, keys, self._ttl)
-                outcomes.append(results)
+                outcomes.append(queue_new_facts(writes, keys, changes, known, self._ttl))
             writes.queue_on(pipe)
             try:
                 await pipe.execute()
             except WatchError:
                 return ABORTED
         return outcomes
-
-    def _none_lost(self, keys: BatchKeys, held: list[Any], there: list[Any]) -> bool:
-        lost = lost_sets(keys, held, there)
-        if lost:
-            report_lost(self._metrics, keys, lost)
-        return not lost
 
 
 class _Aborted:
