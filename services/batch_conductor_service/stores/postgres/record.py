@@ -21,7 +21,7 @@ from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, Circu
 from batch_conductor_service.stores.guarded_call import guarded_store_call
 from batch_conductor_service.stores.postgres.counts import read_counts
 from batch_conductor_service.stores.postgres.reads import read_facts
-from batch_conductor_service.stores.postgres.schema import quoted_schema
+from batch_conductor_service.stores.postgres.schema import AnyConnection, quoted_schema
 from batch_conductor_service.stores.postgres.writes import insert_facts
 from common_core.timestamps import as_utc
 
@@ -172,7 +172,7 @@ class PostgresBatchRecord:
         return RecordedChanges(results, first)
 
     async def _first_recorded(
-        self, conn: Any, applied: dict[str, list[BatchStateChange]]
+        self, conn: AnyConnection, applied: dict[str, list[BatchStateChange]]
     ) -> frozenset[str]:
         """The batches whose every recorded event id was inserted by this transaction."""
         if not applied:

@@ -149,7 +149,7 @@ def queue_new_facts(
 ) -> list[ApplyResult]:
     """Queues the atomic write of the changes whose event ids the batch does not hold yet
     (`known` are those it holds); returns each change's result."""
-    results = dedupe(changes, known)
+    results = _dedupe(changes, known)
     applied = [c for c, r in zip(changes, results, strict=True) if r is ApplyResult.APPLIED]
     added = facts_added_by(keys.batch_id, applied)
     queue_facts(writes, keys, added)
@@ -163,7 +163,7 @@ def _event_ids(changes: Sequence[BatchStateChange]) -> list[str]:
     return [change.event_id for change in changes]
 
 
-def dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
+def _dedupe(changes: Sequence[BatchStateChange], already_seen: set[str]) -> list[ApplyResult]:
     seen = set(already_seen)
     results = []
     for change in changes:
