@@ -9,19 +9,17 @@ runs atomically, so it never mixes facts from before and after a write. All its 
 batch's hash tag, so on a Redis Cluster it runs on the one node that holds the batch.
 """
 
-import asyncio
 import functools
 import hashlib
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from batch_conductor_service.domain.batch_counts import BatchCounts, StepCounts
 from batch_conductor_service.domain.batch_facts import latest_per_step
 from batch_conductor_service.domain.batch_state import RosterSource
 from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
 from batch_conductor_service.stores.redis.integrity import held_markers
 from batch_conductor_service.stores.redis.keys import (
     PRESENT_MARKER,
@@ -30,6 +28,7 @@ from batch_conductor_service.stores.redis.keys import (
     BatchKeys,
     parse_outcome_members,
 )
+from batch_conductor_service.stores.redis.read_channel import ReadChannel
 
 # KEYS: events, registered roster, ready roster, succeeded, failed, outcomes, counts.
 # ARGV: present marker, roster marker, separator, then the held markers of KEYS 2 to 6 (a set
@@ -120,73 +119,25 @@ async def read_batch_counts(client: BatchStateRedis, keys: BatchKeys) -> Any:
         return await client.eval(COUNT_SCRIPT, int(numkeys), *keys_and_args)
 
 
-class CoalescedCountReads:
-    """Count reads of concurrent requests sent to Redis together: those that arrive in one turn
-    of the event loop share one pipeline, so a busy replica pays redis-py's per-call cost
-    (taking a pooled connection, building the command) once per turn, not once per request.
-    Nothing is kept between turns: every read is answered by Redis after it was asked."""
+class CountReads:
+    """A batch's count script, sent on one server through a read channel (concurrent requests'
+    reads share its round trips; see read_channel.py), on a cluster by the client to the node
+    that holds the batch."""
 
     def __init__(self, client: BatchStateRedis) -> None:
         self._client = client
-        # redis-py refuses scripts in a cluster pipeline: there the reads go out side by side.
-        self._pipelines = not isinstance(client, RedisCluster | WaitingRedisCluster)
-        self._waiting: list[tuple[BatchKeys, asyncio.Future[Any]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._channel = ReadChannel.of(client) if isinstance(client, Redis) else None
 
     async def read(self, keys: BatchKeys) -> Any:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._send_waiting)
-        self._waiting.append((keys, answer))
-        return await answer
-
-    def _send_waiting(self) -> None:
-        reads, self._waiting = self._waiting, []
-        task = asyncio.ensure_future(self._send(reads))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, reads: list[tuple[BatchKeys, "asyncio.Future[Any]"]]) -> None:
+        channel = self._channel
+        if channel is None:
+            return await read_batch_counts(self._client, keys)
+        call = _script_call(keys)
         try:
-            if len(reads) == 1:
-                replies: list[Any] = [await read_batch_counts(self._client, reads[0][0])]
-            else:
-                replies = await self._pipelined([keys for keys, _ in reads])
-        except Exception as exc:
-            for _, answer in reads:
-                if not answer.done():
-                    answer.set_exception(exc)
-            return
-        except BaseException:
-            for _, answer in reads:
-                answer.cancel()
-            raise
-        for (_, answer), reply in zip(reads, replies, strict=True):
-            if answer.done():  # its request went away meanwhile
-                continue
-            if isinstance(reply, Exception):
-                answer.set_exception(reply)
-            elif isinstance(reply, BaseException):
-                answer.cancel()
-            else:
-                answer.set_result(reply)
-
-    async def _pipelined(self, reads: list[BatchKeys]) -> list[Any]:
-        if not self._pipelines:
-            return await asyncio.gather(
-                *(read_batch_counts(self._client, keys) for keys in reads), return_exceptions=True
-            )
-        async with self._client.pipeline(transaction=False) as pipe:
-            for keys in reads:
-                pipe.execute_command("EVALSHA", COUNT_SCRIPT_SHA, *_script_call(keys))
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return [
-            await read_batch_counts(self._client, keys)
-            if isinstance(reply, NoScriptError)
-            else reply
-            for keys, reply in zip(reads, replies, strict=True)
-        ]
+            return await channel.call("EVALSHA", COUNT_SCRIPT_SHA, *call)
+        except NoScriptError:
+            # The first call on a server (or after SCRIPT FLUSH): EVAL caches it there.
+            return await channel.call("EVAL", COUNT_SCRIPT, *call)
 
 
 def event_count_of(reply: Any) -> int | None:

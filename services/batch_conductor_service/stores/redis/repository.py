@@ -21,7 +21,7 @@ from batch_conductor_service.stores.redis.client import BatchStateRedis
 from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
 from batch_conductor_service.stores.redis.counts import (
     LOST_REPLY,
-    CoalescedCountReads,
+    CountReads,
     counts_from_reply,
     event_count_of,
 )
@@ -77,7 +77,7 @@ class RedisBatchStateRepository:
         self._health_timeout = health_timeout_seconds
         # Redis's maxmemory-policy; None until it could be read (eviction.py).
         self.eviction_policy: str | None = None
-        self._count_reads = CoalescedCountReads(client)
+        self._count_reads = CountReads(client)
         # A fetch's batches in one transaction on one server; on a cluster, batch by batch.
         self._together = (
             None
