@@ -1,5 +1,6 @@
 """Settings from BCS_* environment variables, validated once at start-up."""
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -145,10 +146,32 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Reads the environment; a bad value raises SettingsError naming the variable."""
+    if "INTERNAL_API_KEY" not in overrides:
+        key = _first_not_blank(_alias_names("INTERNAL_API_KEY"))
+        if key is not None:
+            overrides["INTERNAL_API_KEY"] = key
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise settings_error(exc, _SECRET_BEARING) from None
+
+
+def _alias_names(field: str) -> list[str]:
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return [name for name in alias.choices if isinstance(name, str)]
+
+
+def _first_not_blank(names: list[str]) -> str | None:
+    """pydantic-settings takes the first of a field's names that is set, even blank: a blank
+    BCS_INTERNAL_API_KEY would hide the platform's HULEEDU_INTERNAL_API_KEY and turn the key
+    check off. Blank means unset here, as it does for the field itself."""
+    environment = {name.lower(): value for name, value in os.environ.items()}
+    for name in names:
+        value = environment.get(name.lower())
+        if value is not None and value.strip():
+            return value
+    return None
 
 
 def settings_error(

@@ -105,3 +105,34 @@ def test_a_bad_url_names_the_variable_without_echoing_it(
         load_settings()
     assert str(caught.value).startswith(f"invalid setting {variable}: must start with")
     assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("bcs_key", "platform_key", "expected"),
+    [
+        ("", "platform-secret", "platform-secret"),
+        ("   ", "platform-secret", "platform-secret"),
+        ("own-secret", "platform-secret", "own-secret"),
+        (None, "platform-secret", "platform-secret"),
+        ("", "", None),
+        ("", None, None),
+    ],
+)
+def test_a_blank_internal_api_key_does_not_hide_the_platforms(
+    monkeypatch: pytest.MonkeyPatch,
+    bcs_key: str | None,
+    platform_key: str | None,
+    expected: str | None,
+) -> None:
+    # Deployments share HULEEDU_INTERNAL_API_KEY; a template that leaves BCS_INTERNAL_API_KEY
+    # empty must not turn the key check off.
+    for name, value in (
+        ("BCS_INTERNAL_API_KEY", bcs_key),
+        ("HULEEDU_INTERNAL_API_KEY", platform_key),
+    ):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    key = load_settings().INTERNAL_API_KEY
+    assert (None if key is None else key.get_secret_value()) == expected
