@@ -3,6 +3,7 @@ while an exchange is on the wire goes in the next one, and an error, a timeout o
 goes away leaves the connection in step for the callers after it."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +15,13 @@ from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from batch_conductor_service.domain.batch_state import EssayOutcome, RosterSource
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.factory import make_redis_client
 from batch_conductor_service.stores.redis.read_channel import ReadChannel
-from tests.integration.stores.conftest import REDIS_URL
+from batch_conductor_service.wiring.settings import load_settings
+from tests.integration.stores.builders import essays, roster
+from tests.integration.stores.conftest import REDIS_URL, make_redis_repository
 
 
 class SizedSends(Connection):
@@ -151,3 +157,23 @@ async def test_the_held_connection_closes_with_the_client(key_prefix: str) -> No
         assert name not in [c["name"] for c in await observer.client_list()]
     finally:
         await observer.aclose()
+
+
+async def test_with_a_pool_of_one_connection_reads_and_writes_both_go_through(
+    metrics: BcsMetrics, key_prefix: str, redis_client: Redis
+) -> None:
+    # BCS_REDIS_MAX_CONNECTIONS=1 is a valid setting: the channel must not take the only one.
+    client = make_redis_client(
+        load_settings(REDIS_URL=REDIS_URL, REDIS_MAX_CONNECTIONS=1, REDIS_TIMEOUT_SECONDS=1)
+    )
+    try:
+        repository = make_redis_repository(client, metrics, key_prefix)
+        batch = f"batch-{uuid.uuid4().hex[:8]}"
+        await repository.apply(roster(batch, RosterSource.READY, "e1", "e2"))
+        first = await repository.get_counts(batch)
+        await repository.apply(essays(batch, "nlp", EssayOutcome.SUCCEEDED, "e1", "e2"))
+        second = await repository.get_counts(batch)
+    finally:
+        await client.aclose()
+    assert first.roster_size == 2
+    assert second.counts_for("nlp").roster_succeeded == 2

@@ -11,7 +11,7 @@ batch's hash tag, so on a Redis Cluster it runs on the one node that holds the b
 
 import functools
 import hashlib
-from typing import Any
+from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -126,7 +126,7 @@ class CountReads:
 
     def __init__(self, client: BatchStateRedis) -> None:
         self._client = client
-        self._channel = ReadChannel.of(client) if isinstance(client, Redis) else None
+        self._channel = ReadChannel.of(client) if _may_hold_a_connection(client) else None
 
     async def read(self, keys: BatchKeys) -> Any:
         channel = self._channel
@@ -138,6 +138,12 @@ class CountReads:
         except NoScriptError:
             # The first call on a server (or after SCRIPT FLUSH): EVAL caches it there.
             return await channel.call("EVAL", COUNT_SCRIPT, *call)
+
+
+def _may_hold_a_connection(client: BatchStateRedis) -> TypeGuard[Redis]:
+    # The channel holds a connection for good: from a pool of one, nothing would be left for
+    # the writes, so there the reads go through the client too.
+    return isinstance(client, Redis) and client.connection_pool.max_connections > 1
 
 
 def event_count_of(reply: Any) -> int | None:
