@@ -9,8 +9,8 @@ them all, so a busy replica sends many reads per round trip and an idle one send
 Replies come back in the order the commands went out (Redis answers a connection in order).
 
 Only for commands that can be sent twice (reads): after a connection error the exchange is
-repeated once on a new connection, as the client's own retry would. The connection is given
-back to the pool's keeping when the client closes: `Redis.aclose` disconnects connections in use.
+repeated once on a new connection, as the client's own retry would. The connection closes with
+the client: `Redis.aclose` disconnects the pool's connections, those in use too.
 """
 
 import asyncio
