@@ -6,18 +6,24 @@ to the batch's first offsets, backs off and fetches the same messages again. Whe
 itself fails (fetch, commit, position), the client is closed and a new one joins the group
 after a pause; the group resumes from the committed offsets, so nothing stored is lost and a
 redelivery is absorbed by idempotency.
+
+While a fetch is stored (mostly a wait for Redis and PostgreSQL), the next one is taken from
+what the client has buffered and translated; it is stored only after the one before it is
+committed, and when that one must be fetched again, so is the one read ahead.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from batch_conductor_service.consumer.backoff import ExponentialBackoff
 from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.fetched_batch import FetchedBatch, offset_ranges
+from batch_conductor_service.consumer.client import close_client, start_unless_stopping
+from batch_conductor_service.consumer.fetched_batch import Fetch
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
 from batch_conductor_service.consumer.lag import ConsumerLag
 from batch_conductor_service.consumer.offsets import PartitionKey, first_offsets
@@ -102,7 +108,7 @@ class EventConsumer:
                 self._health.failing(ConsumerPhase.RECONNECTING, repr(exc))
                 logger.warning("consumer_reconnecting", error=repr(exc))
             finally:
-                await self._close(consumer)
+                await close_client(consumer, self._lag)
             if not self._stopping.is_set():
                 await self._pause()
 
@@ -111,135 +117,124 @@ class EventConsumer:
             consumer = self._factory()
             consumer.subscribe(topics=self._topics, listener=self._lag)
             try:
-                started = await self._start_unless_stopping(consumer)
+                started = await start_unless_stopping(consumer, self._stopping)
             except KafkaError as exc:
-                await self._close(consumer)
+                await close_client(consumer, self._lag)
                 self._health.failing(ConsumerPhase.CONNECTING, repr(exc))
                 logger.warning("consumer_connect_failed", error=repr(exc))
                 await self._pause()
                 continue
             if not started:
                 # Stopped while joining the group: close what start() had opened.
-                await self._close(consumer)
+                await close_client(consumer, self._lag)
                 return None
             logger.info("consumer_started")
             return consumer
         return None
 
-    async def _start_unless_stopping(self, consumer: AIOKafkaConsumer) -> bool:
-        """Joining a group can take seconds; a stop (Ctrl-C) must not wait for it."""
-        start = asyncio.ensure_future(consumer.start())
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            start.cancel()
-            raise
-        finally:
-            stopping.cancel()
-        if start.done():
-            start.result()
-            return True
-        start.cancel()
-        with contextlib.suppress(asyncio.CancelledError, KafkaError):
-            await start
-        return False
-
-    async def _close(self, consumer: AIOKafkaConsumer) -> None:
-        self._lag.forget(consumer.assignment())
-        try:
-            await consumer.stop()
-        except KafkaError as exc:
-            logger.warning("consumer_close_failed", error=repr(exc))
-        else:
-            logger.info("consumer_closed")
-
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        ahead: Fetch | None = None
         while not self._stopping.is_set():
-            fetched = await consumer.getmany(
-                timeout_ms=_POLL_TIMEOUT_MS, max_records=self._max_records
-            )
-            messages = [m for partition in fetched.values() for m in partition]
-            if messages:
-                await self._handle(consumer, messages)
+            if ahead is None:
+                fetch = await Fetch.read(consumer, _POLL_TIMEOUT_MS, self._max_records)
             else:
+                fetch = ahead
+            if fetch.messages:
+                ahead = await self._handle_reading_ahead(consumer, fetch)
+            else:
+                ahead = None
                 self._healthy(consumer)
             await self._lag.record(consumer)
 
-    async def _handle(
-        self, consumer: AIOKafkaConsumer, messages: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        batch: FetchedBatch | None = None
+    async def _handle_reading_ahead(self, consumer: AIOKafkaConsumer, fetch: Fetch) -> Fetch | None:
+        """Stores and commits the fetch; meanwhile the next one is read from what the client
+        has buffered and translated, since storing is mostly waiting for the store. Returns
+        that next fetch, or None when this one must be fetched again (then so must it)."""
+        handling = asyncio.ensure_future(self._handle(consumer, fetch))
         try:
-            batch = FetchedBatch.of(messages)
+            ahead = None
+            if not self._stopping.is_set():
+                ahead = await Fetch.read(consumer, 0, self._max_records)
+        except Exception:
+            # A Kafka error reading ahead: the fetch in hand is still stored and committed.
+            await handling
+            raise
+        except BaseException:
+            handling.cancel()
+            raise
+        retry = await handling
+        if retry is not None:
+            await self._retry_later(consumer, fetch, ahead, retry)
+            return None
+        return ahead if ahead is not None and ahead.messages else None
+
+    async def _handle(self, consumer: AIOKafkaConsumer, fetch: Fetch) -> "_Retry | None":
+        batch = fetch.batch
+        try:
+            if batch is None:
+                raise fetch.translation_error or RuntimeError("the fetch was not translated")
             offsets = await self._processor.process(batch)
         except _STORE_FAILURES as exc:
-            trace = _trace(batch, messages)
-            await self._retry_later(consumer, messages, trace, "infrastructure", exc)
-            return
+            return _Retry("infrastructure", exc, fetch.trace())
         except Exception:
             # Not an outage, yet not pinned on a message either (a bug): each message is handled
             # on its own, and one that fails again alone is dead-lettered, so no bug can stall a
             # partition. Only an outage met on the way makes the whole batch wait.
-            trace = _trace(batch, messages)
+            trace = fetch.trace()
             logger.exception("consumer_batch_failed_unexpectedly", **trace)
             self._metrics.consumer_errors.labels("unexpected").inc()
             try:
-                offsets = await self._processor.process_one_by_one(messages)
+                offsets = await self._processor.process_one_by_one(fetch.messages)
             except _STORE_FAILURES as outage:
-                await self._retry_later(consumer, messages, trace, "infrastructure", outage)
-                return
+                return _Retry("infrastructure", outage, trace)
             except Exception as again:
-                await self._retry_later(consumer, messages, trace, "unexpected", again)
-                return
-        await self._commit(consumer, offsets, batch, messages)
+                return _Retry("unexpected", again, trace)
+        await self._commit(consumer, offsets, fetch)
         self._healthy(consumer)
+        return None
 
     def _healthy(self, consumer: AIOKafkaConsumer) -> None:
         self._backoff.reset()
         self._health.running(len(consumer.assignment()))
 
     async def _retry_later(
-        self,
-        consumer: AIOKafkaConsumer,
-        messages: Sequence[ConsumerRecord[bytes, bytes]],
-        trace: dict[str, object],
-        kind: str,
-        exc: BaseException,
+        self, consumer: AIOKafkaConsumer, fetch: Fetch, ahead: Fetch | None, retry: "_Retry"
     ) -> None:
-        self._metrics.consumer_errors.labels(kind).inc()
-        self._processor.count_retried(messages)
-        self._health.failing(ConsumerPhase.RETRYING, repr(exc))
-        logger.warning("consumer_batch_will_retry", kind=kind, error=repr(exc), **trace)
-        for key, offset in first_offsets(messages).items():
+        self._metrics.consumer_errors.labels(retry.kind).inc()
+        self._processor.count_retried(fetch.messages)
+        self._health.failing(ConsumerPhase.RETRYING, repr(retry.error))
+        logger.warning(
+            "consumer_batch_will_retry", kind=retry.kind, error=repr(retry.error), **retry.trace
+        )
+        # The fetch read ahead goes back too: its messages were taken from the client's buffer.
+        read_ahead = ahead.messages if ahead is not None else []
+        for key, offset in first_offsets([*fetch.messages, *read_ahead]).items():
             # A partition revoked meanwhile is resumed by its new owner from the committed offset.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(_tp(key), offset)
         await self._pause()
 
     async def _commit(
-        self,
-        consumer: AIOKafkaConsumer,
-        offsets: dict[PartitionKey, int],
-        batch: FetchedBatch | None,
-        messages: Sequence[ConsumerRecord[bytes, bytes]],
+        self, consumer: AIOKafkaConsumer, offsets: dict[PartitionKey, int], fetch: Fetch
     ) -> None:
         try:
             await consumer.commit({_tp(key): offset for key, offset in offsets.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced: the new owner redelivers, and idempotency absorbs it.
-            logger.warning("consumer_commit_rejected", error=repr(exc), **_trace(batch, messages))
+            logger.warning("consumer_commit_rejected", error=repr(exc), **fetch.trace())
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._backoff.next_delay())
 
 
-def _trace(
-    batch: FetchedBatch | None, messages: Sequence[ConsumerRecord[bytes, bytes]]
-) -> dict[str, object]:
-    # Built only when a line needs it: the batch's summary line already carries it on success.
-    return batch.trace() if batch is not None else {"partitions": offset_ranges(messages)}
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """Why a fetch must be fetched and stored again after a pause."""
+
+    kind: str
+    error: BaseException
+    trace: dict[str, object]
 
 
 def _tp(key: PartitionKey) -> TopicPartition:

@@ -4,8 +4,11 @@ Batch-level lines carry the batch's ids (FetchedBatch.trace) so an operator can 
 event's correlation id to the batch that carried it.
 """
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from batch_conductor_service.consumer.offsets import (
     ConsumedMessage,
@@ -56,25 +59,19 @@ class FetchedBatch:
 
     @classmethod
     def of(cls, messages: Sequence[ConsumedMessage]) -> "FetchedBatch":
-        good: list[GoodMessage] = []
-        bad: list[BadMessage] = []
-        unplaced: list[UnplacedMessage] = []
-        for message in messages:
-            try:
-                event = translate(message.topic, message.value)
-            except UnprocessableEventError as error:
-                bad.append(BadMessage(message, error))
-                continue
-            except Exception as exc:
-                # Translation is pure: an error nobody foresaw will recur on every try, so the
-                # message is poison at once rather than a reason to stall its partition.
-                bad.append(BadMessage(message, unforeseen_translation_error(exc)))
-                continue
-            if isinstance(event, UnplacedEvent):
-                unplaced.append(UnplacedMessage(message, event))
-            else:
-                good.append(GoodMessage(message, event))
-        return cls(messages, good, bad, unplaced)
+        return _Sorter().add(messages).batch(messages)
+
+    @classmethod
+    async def of_yielding(
+        cls, messages: Sequence[ConsumedMessage], chunk: int = 200
+    ) -> "FetchedBatch":
+        """`of`, giving the event loop a turn after every `chunk` messages: translation is CPU
+        work, and a store write in flight beside it goes on at each turn."""
+        sorter = _Sorter()
+        for start in range(0, len(messages), chunk):
+            sorter.add(messages[start : start + chunk])
+            await asyncio.sleep(0)
+        return sorter.batch(messages)
 
     def trace(self) -> dict[str, object]:
         """Log fields naming the batch: its partitions with offset ranges and (some of) its ids."""
@@ -91,6 +88,63 @@ class FetchedBatch:
             "event_ids": [clip_id(e) for e in event_ids[:TRACED_IDS]],
             "ids_truncated": max(len(unique_correlation_ids), len(event_ids)) > TRACED_IDS,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One getmany's messages and their translation; `batch` None when translating the fetch
+    failed as a whole (`translation_error`), which the consumer handles as a bug."""
+
+    messages: list[ConsumerRecord[bytes, bytes]]
+    batch: FetchedBatch | None
+    translation_error: Exception | None = None
+
+    @classmethod
+    async def read(cls, consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int) -> "Fetch":
+        fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        messages = [m for partition in fetched.values() for m in partition]
+        try:
+            return cls(messages, await FetchedBatch.of_yielding(messages))
+        except Exception as exc:
+            # Not pinned on a message (translation catches those).
+            return cls(messages, None, exc)
+
+    def trace(self) -> dict[str, object]:
+        """Log fields naming the fetch; built only when a line needs them (the batch's summary
+        line carries them on success)."""
+        if self.batch is not None:
+            return self.batch.trace()
+        return {"partitions": offset_ranges(self.messages)}
+
+
+class _Sorter:
+    """Translates messages into the three kinds a FetchedBatch holds, keeping their order."""
+
+    def __init__(self) -> None:
+        self.good: list[GoodMessage] = []
+        self.bad: list[BadMessage] = []
+        self.unplaced: list[UnplacedMessage] = []
+
+    def add(self, messages: Sequence[ConsumedMessage]) -> "_Sorter":
+        for message in messages:
+            try:
+                event = translate(message.topic, message.value)
+            except UnprocessableEventError as error:
+                self.bad.append(BadMessage(message, error))
+                continue
+            except Exception as exc:
+                # Translation is pure: an error nobody foresaw will recur on every try, so the
+                # message is poison at once rather than a reason to stall its partition.
+                self.bad.append(BadMessage(message, unforeseen_translation_error(exc)))
+                continue
+            if isinstance(event, UnplacedEvent):
+                self.unplaced.append(UnplacedMessage(message, event))
+            else:
+                self.good.append(GoodMessage(message, event))
+        return self
+
+    def batch(self, messages: Sequence[ConsumedMessage]) -> FetchedBatch:
+        return FetchedBatch(messages, self.good, self.bad, self.unplaced)
 
 
 def unforeseen_translation_error(exc: Exception) -> UnprocessableEventError:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, RequestTimedOutError
 from prometheus_client import CollectorRegistry
@@ -530,4 +531,120 @@ async def test_a_batch_failing_with_a_bug_is_handled_message_by_message_and_comm
         documents[2]["event_id"],
     }
     assert harness.errors("unexpected") == 1
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+def _spellchecks(count: int) -> list[dict[str, Any]]:
+    return [spellcheck(f"e{i}") for i in range(count)]
+
+
+def _on_getmany(
+    monkeypatch: pytest.MonkeyPatch,
+    before: Callable[[FakeKafkaConsumer, int], None] = lambda client, call: None,
+    after: Callable[[FakeKafkaConsumer, int], None] = lambda client, call: None,
+) -> None:
+    """Runs `before` and `after` around every getmany of every client, with the call's number."""
+    original = FakeKafkaConsumer.getmany
+    calls = 0
+
+    async def getmany(
+        self: FakeKafkaConsumer, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Any]]:
+        nonlocal calls
+        calls += 1
+        call = calls
+        before(self, call)
+        fetched = await original(self, timeout_ms, max_records)
+        after(self, call)
+        return fetched
+
+    monkeypatch.setattr(FakeKafkaConsumer, "getmany", getmany)
+
+
+async def test_the_next_fetch_is_read_before_the_one_in_hand_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness = Harness()  # 100 records a fetch
+    harness.repository.gate.clear()
+    documents = _spellchecks(150)
+    for document in documents:
+        harness.broker.produce(SPELLCHECK, document)
+    # At the second fetch: where the partition stood, and what had been stored by then.
+    second_fetch: list[tuple[int, int]] = []
+
+    def note(client: FakeKafkaConsumer, call: int) -> None:
+        if call == 2:
+            second_fetch.append(
+                (client.positions[SPELLCHECK], len(harness.repository.applied_event_ids))
+            )
+
+    _on_getmany(monkeypatch, before=note)
+    await harness.started()
+    await harness.repository.writing.wait()
+    await harness.broker.until(lambda: bool(second_fetch))
+
+    assert second_fetch == [(100, 0)]
+    assert harness.broker.commits == []
+    harness.repository.gate.set()
+    await harness.committed({SPELLCHECK: 150})
+    assert harness.broker.commits[:2] == [{SPELLCHECK: 100}, {SPELLCHECK: 150}]
+    assert harness.repository.applied_event_ids == [d["event_id"] for d in documents]
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_store_failure_also_puts_back_the_fetch_read_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fetch read ahead holds a partition the failed fetch did not: it must be read again
+    # too, or its message would be skipped for good.
+    harness = Harness()
+    harness.repository.down = True
+    documents = _spellchecks(150)
+    for document in documents:
+        harness.broker.produce(SPELLCHECK, document)
+    ready = ev.ready("b1", ["e1"])
+
+    def arrives_after_the_first_fetch(client: FakeKafkaConsumer, call: int) -> None:
+        if call == 1:
+            harness.broker.produce(READY, ready)
+
+    _on_getmany(monkeypatch, after=arrives_after_the_first_fetch)
+    await harness.started()
+    await harness.broker.until(lambda: harness.repository.failed_calls >= 2)
+    assert harness.broker.commits == []
+    harness.repository.down = False
+    await harness.committed({SPELLCHECK: 150, READY: 1})
+
+    assert set(harness.repository.applied_event_ids) == {
+        d["event_id"] for d in [*documents, ready]
+    }
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+
+
+async def test_a_kafka_error_reading_ahead_still_commits_the_fetch_in_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness = Harness()
+    documents = _spellchecks(150)
+    for document in documents:
+        harness.broker.produce(SPELLCHECK, document)
+    # Where the client that replaces the failed one starts reading.
+    resumed_at: list[int] = []
+
+    def the_read_ahead_fails(client: FakeKafkaConsumer, call: int) -> None:
+        if call == 1:
+            client.fail_next("getmany", KafkaConnectionError("broker gone"))
+
+    def note_the_resume(client: FakeKafkaConsumer, call: int) -> None:
+        if client is not harness.broker.clients[0] and not resumed_at:
+            resumed_at.append(client.positions[SPELLCHECK])
+
+    _on_getmany(monkeypatch, before=note_the_resume, after=the_read_ahead_fails)
+    await harness.started()
+    await harness.committed({SPELLCHECK: 150})
+
+    assert len(harness.broker.clients) == 2
+    # The fetch in hand was stored and committed before the reconnect, not dropped with it.
+    assert resumed_at == [100]
+    assert harness.repository.applied_event_ids == [d["event_id"] for d in documents]
     await harness.consumer.stop(HANG_GUARD_SECONDS)
