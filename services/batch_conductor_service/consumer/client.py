@@ -11,7 +11,7 @@ from batch_conductor_service.consumer.lag import ConsumerLag
 from batch_conductor_service.wiring.settings import Settings
 from huleedu_service_libs.logging_utils import get_logger
 
-logger = get_logger("batch_conductor_service.consumer.fetch_loop")
+logger = get_logger(__name__)
 
 
 def new_consumer_client(settings: Settings) -> AIOKafkaConsumer:
