@@ -25,6 +25,7 @@ import orjson
 import uvloop
 from floor_app import app as floor_app
 from prometheus_client import CollectorRegistry
+from service_process import REDIS_URL, remove_state
 
 from batch_conductor_service.domain.batch_state import (
     BatchStateChange,
@@ -38,7 +39,6 @@ from batch_conductor_service.wiring.settings import load_settings
 from huleedu_service_libs.logging_utils import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_URL = os.environ.get("BCS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECONDS = 2.0
 ROUNDS = 3
 PATH = "/internal/v1/pipelines/define"
@@ -154,7 +154,7 @@ async def measure() -> list[tuple[int, float, float]]:
     finally:
         await service.shutdown()
         await floor_app.shutdown()
-        await remove_keys(prefix)
+        await remove_state(prefix)
     return rows
 
 
@@ -173,18 +173,6 @@ def main() -> None:
             f"  {in_flight} in flight: /define {served_us:6.1f} us CPU a request, floor app "
             f"{floor_us:6.1f} us ({served_us / floor_us:.2f}x the floor), medians of {ROUNDS}"
         )
-
-
-async def remove_keys(prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 if __name__ == "__main__":
