@@ -3,6 +3,8 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from batch_conductor_service.domain.batch_report import StepReport, report_steps
+from batch_conductor_service.domain.batch_state import BatchCounts
 from batch_conductor_service.domain.preconditions import (
     PreconditionFailedError,
     check_preconditions,
@@ -25,7 +27,8 @@ logger = get_logger(__name__)
 
 
 class PipelineResolutionService:
-    """Reads the batch's state and hands it to the pure resolver; counts the outcome."""
+    """Reads the batch's state and hands it to the pure resolver (or, for an operator, to the
+    pure report of each step); counts the outcome."""
 
     def __init__(
         self, graph: StepGraph, repository: BatchStateRepositoryProtocol, metrics: BcsMetrics
@@ -58,7 +61,7 @@ class PipelineResolutionService:
             self._metrics.pipeline_resolutions.labels("precondition_failed").inc()
             raise
         try:
-            counts = await self._repository.get_counts(batch_id)
+            counts = await self._repository.counts(batch_id)
         except StateStoreUnavailableError:
             self._metrics.pipeline_resolutions.labels("state_unavailable").inc()
             raise
@@ -78,6 +81,12 @@ class PipelineResolutionService:
             pruned=[p.step for p in resolution.pruned],
         )
         return resolution
+
+    async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[StepReport, ...]] | None:
+        """The same single read /define makes; None for a batch the store holds nothing of."""
+        counts = await self._repository.counts(batch_id)
+        steps = report_steps(self._graph, counts)
+        return None if steps is None else (counts, steps)
 
     def _pruned_counter(self, step: str) -> Counter:
         counter = self._pruned.get(step)

@@ -1,5 +1,5 @@
-"""Event contracts: the envelope, the payloads BCS consumes (both generations of the platform),
-the tolerant reader that turns either into what an event says, and the dead-letter record."""
+"""The platform's event contracts: the envelope, the payloads BCS consumes (both generations of
+the platform) and the dead-letter record."""
 
 from common_core.events.batch_events import (
     BatchEssaysReady,
@@ -25,29 +25,12 @@ from common_core.events.current_events import (
 from common_core.events.dead_letter import DeadLetterReason, DeadLetterRecord
 from common_core.events.envelope import EventEnvelope, RawEventEnvelope
 from common_core.events.essay_events import SpellcheckResultDataV1
-from common_core.events.readings import (
-    BatchResultReading,
-    EssayResultReading,
-    Generation,
-    ReadEvent,
-    Reading,
-    RosterKind,
-    RosterReading,
-)
-from common_core.events.tolerant_reader import (
-    CONSUMED_TOPICS,
-    UnknownTopicError,
-    UnreadableEventError,
-    read_event,
-)
 
 __all__ = [
-    "CONSUMED_TOPICS",
     "BatchEssaysReady",
     "BatchEssaysReadyV2",
     "BatchEssaysRegistered",
     "BatchEssaysRegisteredV2",
-    "BatchResultReading",
     "CJAssessmentCompletedV1",
     "CJAssessmentCompletedV2",
     "CJAssessmentFailedV1",
@@ -60,19 +43,10 @@ __all__ = [
     "ELSBatchPhaseOutcomeV2",
     "EntityReference",
     "EssayProcessingInputRef",
-    "EssayResultReading",
     "EventEnvelope",
     "FlatSystemMetadata",
-    "Generation",
     "RawEventEnvelope",
-    "ReadEvent",
-    "Reading",
-    "RosterKind",
-    "RosterReading",
     "SpellcheckPhaseCompletedV1",
     "SpellcheckResultDataV1",
     "SystemMetadata",
-    "UnknownTopicError",
-    "UnreadableEventError",
-    "read_event",
 ]

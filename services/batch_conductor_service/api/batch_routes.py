@@ -7,7 +7,7 @@ from quart_dishka import inject
 
 from batch_conductor_service.api.models import BatchInspectionResponse
 from batch_conductor_service.api.responses import error_response, json_response
-from batch_conductor_service.protocols import BatchInspectionServiceProtocol
+from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
 from common_core.events.building_blocks import Identifier
 
 batch_bp = Blueprint("batches", __name__, url_prefix="/internal/v1/batches")
@@ -19,7 +19,7 @@ _BATCH_ID = TypeAdapter(Identifier)
 @batch_bp.get("/<batch_id>")
 @inject
 async def inspect_batch(
-    batch_id: str, service: FromDishka[BatchInspectionServiceProtocol]
+    batch_id: str, service: FromDishka[PipelineResolutionServiceProtocol]
 ) -> Response:
     try:
         batch_id = _BATCH_ID.validate_python(batch_id)
@@ -34,5 +34,5 @@ async def inspect_batch(
             f"BCS holds no state for batch {batch_id!r}: no event of it was applied, or its "
             "state expired",
         )
-    body = BatchInspectionResponse.from_report(report).model_dump(mode="json")
+    body = BatchInspectionResponse.from_report(*report).model_dump(mode="json")
     return json_response(200, body)

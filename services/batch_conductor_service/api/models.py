@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
-from batch_conductor_service.domain.batch_report import BatchReport, StepReport
+from batch_conductor_service.domain.batch_report import StepReport
+from batch_conductor_service.domain.batch_state import BatchCounts
 from batch_conductor_service.domain.resolution_rules import Resolution
 from common_core.events.building_blocks import Identifier, StepName, printable
 
@@ -64,10 +65,6 @@ class PipelineDefineResponse(BaseModel):
         description="final_pipeline grouped into stages; steps within a stage may run in parallel."
     )
 
-    @classmethod
-    def from_resolution(cls, resolution: Resolution) -> "PipelineDefineResponse":
-        return cls.model_validate(define_response_body(resolution))
-
 
 def define_response_body(resolution: Resolution) -> dict[str, Any]:
     """PipelineDefineResponse's JSON body, built without the model: /define's hot path."""
@@ -115,7 +112,7 @@ class StepStateModel(BaseModel):
             essays_failed=step.essays_failed,
             latest_batch_outcome=None
             if outcome is None
-            else BatchOutcomeModel(status=outcome.status.value, occurred_at=outcome.occurred_at),
+            else BatchOutcomeModel(status=outcome.status.value, occurred_at=outcome.at),
             complete=step.complete,
             reason=step.reason,
         )
@@ -131,15 +128,17 @@ class BatchInspectionResponse(BaseModel):
     )
 
     @classmethod
-    def from_report(cls, report: BatchReport) -> "BatchInspectionResponse":
+    def from_report(
+        cls, counts: BatchCounts, steps: tuple[StepReport, ...]
+    ) -> "BatchInspectionResponse":
         roster = (
             None
-            if report.roster_size is None or report.roster_source is None
-            else RosterModel(size=report.roster_size, source=report.roster_source.value)
+            if counts.roster_size is None or counts.roster_source is None
+            else RosterModel(size=counts.roster_size, source=counts.roster_source.value)
         )
         return cls(
-            batch_id=report.batch_id,
+            batch_id=counts.batch_id,
             roster=roster,
-            steps=[StepStateModel.from_report(step) for step in report.steps],
-            last_event_at=report.last_event_at,
+            steps=[StepStateModel.from_report(step) for step in steps],
+            last_event_at=counts.last_event_at,
         )

@@ -1,12 +1,14 @@
 """Records the batch-level step outcomes BOS reports over HTTP, through the repository that
-events write to."""
+events write to: success completes the step, failure leaves it not complete (the original BCS
+pruned the step either way)."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from batch_conductor_service.domain.phase_report import reported_phase_change
+from batch_conductor_service.domain.batch_state import BatchChange, StepOutcome
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
+from common_core.enums import BatchPhaseStatus
 from huleedu_service_libs.log_bounds import clip_id
 from huleedu_service_libs.logging_utils import get_logger
 
@@ -36,8 +38,21 @@ class PhaseReportService:
         prune anything), StateStoreUnavailableError when the store cannot take it."""
         if phase_name not in self._graph.steps:
             raise UnknownPhaseError(phase_name, list(self._graph.order))
-        change = reported_phase_change(batch_id, phase_name, success, self._clock())
-        await self._repository.apply(change)
+        # Stamped when received, and with no event id: the latest report decides, a report
+        # that repeats the latest outcome changes nothing (true, false, true ends complete).
+        status = (
+            BatchPhaseStatus.COMPLETED_SUCCESSFULLY
+            if success
+            else BatchPhaseStatus.FAILED_CRITICALLY
+        )
+        received_at = self._clock()
+        change = BatchChange(
+            batch_id,
+            received_at,
+            outcome_step=phase_name,
+            outcome=StepOutcome(status, received_at),
+        )
+        await self._repository.apply([change])
         logger.info(
             "phase_completion_recorded",
             batch_id=clip_id(batch_id),

@@ -1,12 +1,9 @@
-"""What BCS knows of one batch, step by step, for an operator. Pure: built from the snapshot
+"""What BCS knows of one batch, step by step, for an operator. Pure: built from the counts
 /define reads, with the completion rule /define applies, so the two never disagree."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from batch_conductor_service.domain.batch_counts import BatchCounts
-from batch_conductor_service.domain.batch_state import BatchOutcome, BatchSnapshot, RosterSource
-from batch_conductor_service.domain.completion import step_completion
+from batch_conductor_service.domain.batch_state import BatchCounts, StepOutcome, step_completion
 from batch_conductor_service.domain.step_graph import StepGraph
 
 
@@ -15,38 +12,19 @@ class StepReport:
     step: str
     essays_succeeded: int
     essays_failed: int
-    latest_batch_outcome: BatchOutcome | None
+    latest_batch_outcome: StepOutcome | None
     complete: bool
     # The evidence /define would give for pruning the step, or for not pruning it.
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class BatchReport:
-    batch_id: str
-    roster_size: int | None
-    roster_source: RosterSource | None
-    steps: tuple[StepReport, ...]
-    last_event_at: datetime | None
-
-
-def report_batch(graph: StepGraph, snapshot: BatchSnapshot) -> BatchReport | None:
-    """None for a batch BCS holds nothing of (never seen, or expired)."""
-    if snapshot.is_empty:
+def report_steps(graph: StepGraph, counts: BatchCounts) -> tuple[StepReport, ...] | None:
+    """None for a batch BCS holds nothing of (never seen, or expired). The graph's steps in
+    order, then any step the batch has facts of that the graph lacks."""
+    if counts.is_empty:
         return None
-    # The graph's steps in order, then any step the batch has facts of that the graph lacks.
-    recorded = (
-        set(snapshot.succeeded) | set(snapshot.failed) | set(snapshot.batch_outcomes)
-    ) - set(graph.order)
-    counts = BatchCounts.of(snapshot)
-    steps = tuple(_step_report(step, counts) for step in (*graph.order, *sorted(recorded)))
-    return BatchReport(
-        batch_id=snapshot.batch_id,
-        roster_size=None if snapshot.roster is None else len(snapshot.roster),
-        roster_source=snapshot.roster_source,
-        steps=steps,
-        last_event_at=snapshot.last_event_at,
-    )
+    recorded = ({*counts.steps, *counts.latest}) - set(graph.order)
+    return tuple(_step_report(step, counts) for step in (*graph.order, *sorted(recorded)))
 
 
 def _step_report(step: str, counts: BatchCounts) -> StepReport:
@@ -56,7 +34,7 @@ def _step_report(step: str, counts: BatchCounts) -> StepReport:
         step=step,
         essays_succeeded=essays.succeeded,
         essays_failed=essays.failed,
-        latest_batch_outcome=counts.batch_outcomes.get(step),
+        latest_batch_outcome=counts.latest.get(step),
         complete=completion.complete,
         reason=completion.reason,
     )

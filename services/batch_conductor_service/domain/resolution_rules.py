@@ -3,9 +3,7 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from batch_conductor_service.domain.batch_counts import BatchCounts, as_counts
-from batch_conductor_service.domain.batch_state import BatchSnapshot
-from batch_conductor_service.domain.completion import step_completion
+from batch_conductor_service.domain.batch_state import BatchCounts, step_completion
 from batch_conductor_service.domain.step_graph import StepGraph
 
 
@@ -78,10 +76,7 @@ def plan(graph: StepGraph, requested: str) -> PipelinePlan:
     return PipelinePlan(name, kind, needed, added)
 
 
-def prune(
-    graph: StepGraph, request: PipelinePlan, state: BatchSnapshot | BatchCounts
-) -> Resolution:
-    counts = as_counts(state)
+def prune(graph: StepGraph, request: PipelinePlan, counts: BatchCounts) -> Resolution:
     pruned: list[PrunedStep] = []
     observations: list[str] = []
     remaining: list[str] = []
@@ -94,7 +89,7 @@ def prune(
         if completion.has_evidence:
             observations.append(f"{step} is not complete: {completion.reason}")
         failures = counts.counts_for(step).failed
-        if failures and step not in counts.batch_outcomes:
+        if failures and step not in counts.latest:
             observations.append(f"{step} failed for {failures} essays so far")
     return Resolution(
         batch_id=counts.batch_id,
@@ -106,10 +101,6 @@ def prune(
         pruned=tuple(pruned),
         observations=tuple(observations),
     )
-
-
-def resolve(graph: StepGraph, requested: str, state: BatchSnapshot | BatchCounts) -> Resolution:
-    return prune(graph, plan(graph, requested), state)
 
 
 def _stages(graph: StepGraph, remaining: list[str]) -> tuple[tuple[str, ...], ...]:

@@ -1,32 +1,38 @@
-"""In-memory batch state: the development repository and the tests' fake, with real semantics.
+"""In memory: the development store and the tests' fake, with the semantics of the others.
 
-Bounded: every write sweeps the batches that have expired, and beyond `max_batches` the batch
-nearest its expiry is dropped, as Redis would evict it under `volatile-ttl`. Every write gives
-its batch the same TTL, so the OrderedDict's order (a batch moves to the end when written) is the
-order of expiry, and both cost O(1) per write.
+Bounded like them: a batch expires `ttl_seconds` after its last write, and beyond `max_batches`
+the batch nearest its expiry is dropped, as Redis would evict it. Every write gives its batch the
+same TTL, so an OrderedDict (a written batch moves to the end) is in order of expiry, and both
+cost O(1) per write. One lock serialises writers, as WATCH/MULTI/EXEC does per batch in Redis.
 """
 
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from batch_conductor_service.domain.batch_counts import BatchCounts
-from batch_conductor_service.domain.batch_facts import BatchFactsBuilder
-from batch_conductor_service.domain.batch_state import ApplyResult, BatchSnapshot, BatchStateChange
+from batch_conductor_service.domain.batch_state import (
+    ApplyResult,
+    BatchChange,
+    BatchCounts,
+    BatchFacts,
+    ParkedResult,
+    count,
+    merge,
+)
 from batch_conductor_service.health import ComponentHealth, HealthState
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.parking import parking_health
 
 
 @dataclass
-class _BatchRecord:
+class _Stored:
     expires_at: float
-    facts: BatchFactsBuilder
+    facts: BatchFacts
 
 
 class InMemoryBatchStateRepository:
-    """One lock serialises writers, as WATCH/MULTI/EXEC does per batch in Redis."""
-
     health_name = "repository"
 
     def __init__(
@@ -39,68 +45,158 @@ class InMemoryBatchStateRepository:
         self._clock = clock
         self._max_batches = max_batches
         # Oldest write first: the first entries are the ones to expire (or evict) first.
-        self._batches: OrderedDict[str, _BatchRecord] = OrderedDict()
+        self._batches: OrderedDict[str, _Stored] = OrderedDict()
         self._evicted = 0
         self._lock = asyncio.Lock()
 
-    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+    async def counts(self, batch_id: str) -> BatchCounts:
         async with self._lock:
-            record = self._live(batch_id)
-            if record is None:
-                return BatchSnapshot.empty(batch_id)
-            return record.facts.build(with_event_ids=False).to_snapshot()
+            stored = self._live(batch_id)
+            return BatchCounts(batch_id) if stored is None else count(stored.facts)
 
-    async def get_counts(self, batch_id: str) -> BatchCounts:
-        # Counted from the snapshot: in memory there is no round trip to save.
-        return BatchCounts.of(await self.get_snapshot(batch_id))
-
-    async def apply(self, change: BatchStateChange) -> ApplyResult:
+    async def facts(self, batch_id: str) -> BatchFacts | None:
         async with self._lock:
-            return self._apply_locked(change)
+            stored = self._live(batch_id)
+            return None if stored is None else stored.facts
 
-    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def apply(self, changes: Sequence[BatchChange]) -> list[ApplyResult]:
         async with self._lock:
-            return [self._apply_locked(change) for change in changes]
+            now = self._clock()
+            self._sweep(now)
+            held = {c.batch_id: self._live(c.batch_id) for c in changes}
+            merged = merge(
+                changes,
+                {b: s.facts.event_ids for b, s in held.items() if s is not None},
+                {b: s.facts.latest_outcomes() for b, s in held.items() if s is not None},
+            )
+            for batch_id, added in merged.added.items():
+                self._stored(batch_id, now).facts.add(added)
+            return merged.results
 
     async def health(self) -> dict[str, ComponentHealth]:
-        return {
-            "repository": ComponentHealth(
-                HealthState.OK,
-                {
-                    "backend": "memory",
-                    "batches": len(self._batches),
-                    "max_batches": self._max_batches,
-                    "evicted": self._evicted,
-                },
-            )
+        detail = {
+            "backend": "memory",
+            "batches": len(self._batches),
+            "max_batches": self._max_batches,
+            "evicted": self._evicted,
         }
+        return {self.health_name: ComponentHealth(HealthState.OK, detail)}
 
-    def _live(self, batch_id: str) -> _BatchRecord | None:
-        record = self._batches.get(batch_id)
-        if record is not None and record.expires_at <= self._clock():
+    def _live(self, batch_id: str) -> _Stored | None:
+        stored = self._batches.get(batch_id)
+        if stored is not None and stored.expires_at <= self._clock():
             del self._batches[batch_id]
             return None
-        return record
+        return stored
 
     def _sweep(self, now: float) -> None:
         while self._batches:
-            batch_id = next(iter(self._batches))
-            if self._batches[batch_id].expires_at > now:
+            first = next(iter(self._batches.values()))
+            if first.expires_at > now:
                 return
-            del self._batches[batch_id]
+            self._batches.popitem(last=False)
 
-    def _apply_locked(self, change: BatchStateChange) -> ApplyResult:
-        now = self._clock()
-        self._sweep(now)
-        record = self._batches.get(change.batch_id)
-        if record is None:
-            record = _BatchRecord(expires_at=0.0, facts=BatchFactsBuilder(change.batch_id))
+    def _stored(self, batch_id: str, now: float) -> _Stored:
+        stored = self._batches.get(batch_id)
+        if stored is None:
             while len(self._batches) >= self._max_batches:
                 self._batches.popitem(last=False)
                 self._evicted += 1
-            self._batches[change.batch_id] = record
+            stored = self._batches[batch_id] = _Stored(0.0, BatchFacts(batch_id))
         else:
-            self._batches.move_to_end(change.batch_id)
-        record.expires_at = now + self._ttl
-        is_new = record.facts.add_change(change)
-        return ApplyResult.APPLIED if is_new else ApplyResult.DUPLICATE
+            self._batches.move_to_end(batch_id)
+        stored.expires_at = now + self._ttl
+        return stored
+
+
+class InMemoryEssayPlacement:
+    """The index lives as long as batch state; a parked result `parked_ttl_seconds`, and at
+    most `max_parked` are parked at once."""
+
+    health_name = "parking"
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        parked_ttl_seconds: float,
+        max_parked: int,
+        metrics: BcsMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._parked_ttl = parked_ttl_seconds
+        self._max_parked = max_parked
+        self._metrics = metrics
+        self._clock = clock
+        # essay id -> batch id -> expiry
+        self._index: dict[str, dict[str, float]] = {}
+        # essay id -> event id -> result; and when each expires, oldest first (the order they
+        # expire in: every result parks for the same time).
+        self._parked: dict[str, dict[str, ParkedResult]] = {}
+        self._expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    async def index_rosters(self, rosters: Mapping[str, Collection[str]]) -> None:
+        now = self._clock()
+        if len(self._index) > 2 * self._max_parked:
+            self._index = {
+                essay: live
+                for essay, batches in self._index.items()
+                if (live := {b: at for b, at in batches.items() if at > now})
+            }
+        for batch_id, essay_ids in rosters.items():
+            for essay_id in essay_ids:
+                self._index.setdefault(essay_id, {})[batch_id] = now + self._ttl
+
+    async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        now = self._clock()
+        found: dict[str, frozenset[str]] = {}
+        for essay_id in essay_ids:
+            live = frozenset(b for b, at in self._index.get(essay_id, {}).items() if at > now)
+            if live:
+                found[essay_id] = live
+        return found
+
+    async def park(self, results: Sequence[ParkedResult]) -> list[ParkedResult]:
+        now = self._clock()
+        self._expire(now)
+        refused: list[ParkedResult] = []
+        for result in results:
+            key = (result.essay_id, result.event_id)
+            if key not in self._expiry and len(self._expiry) >= self._max_parked:
+                refused.append(result)
+                continue
+            self._parked.setdefault(result.essay_id, {})[result.event_id] = result
+            self._expiry[key] = now + self._parked_ttl
+            self._expiry.move_to_end(key)
+        return refused
+
+    async def parked_for(self, essay_ids: Collection[str]) -> dict[str, list[ParkedResult]]:
+        self._expire(self._clock())
+        return {e: list(self._parked[e].values()) for e in essay_ids if e in self._parked}
+
+    async def unpark(self, results: Sequence[ParkedResult]) -> None:
+        for result in results:
+            self._drop(result.essay_id, result.event_id)
+            self._expiry.pop((result.essay_id, result.event_id), None)
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        return {self.health_name: parking_health(len(self._expiry), self._max_parked)}
+
+    def _expire(self, now: float) -> None:
+        expired = 0
+        while self._expiry:
+            key, at = next(iter(self._expiry.items()))
+            if at > now:
+                break
+            self._expiry.popitem(last=False)
+            self._drop(*key)
+            expired += 1
+        if expired:
+            self._metrics.unplaced_results.labels("expired").inc(expired)
+
+    def _drop(self, essay_id: str, event_id: str) -> None:
+        by_event = self._parked.get(essay_id)
+        if by_event is not None:
+            by_event.pop(event_id, None)
+            if not by_event:
+                del self._parked[essay_id]

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from functools import partial
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from dishka import AsyncContainer, Provider, Scope, from_context, provide
 from prometheus_client import CollectorRegistry
 from quart import Quart
@@ -11,20 +11,16 @@ from quart_dishka import QuartDishka
 
 from batch_conductor_service import SERVICE_NAME
 from batch_conductor_service.api.phase_reports import PhaseReportService
-from batch_conductor_service.consumer.backoff import ExponentialBackoff
-from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.client import new_consumer_client
-from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
+from batch_conductor_service.consumer.loop import EventConsumer
+from batch_conductor_service.consumer.pipeline import EventPipeline
 from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
-from batch_conductor_service.inspection_service import BatchInspectionService
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
-    BatchInspectionServiceProtocol,
     BatchStateRepositoryProtocol,
     DlqProducerProtocol,
     EssayPlacementProtocol,
@@ -56,8 +52,6 @@ class ServiceProvider(Provider):
         self, graph: StepGraph, repository: BatchStateRepositoryProtocol
     ) -> PhaseReportService:
         return PhaseReportService(graph, repository)
-
-    inspection = provide(BatchInspectionService, provides=BatchInspectionServiceProtocol)
 
 
 class ConsumerProvider(Provider):
@@ -98,19 +92,20 @@ class ConsumerProvider(Provider):
         return health
 
     @provide
-    def processor(
+    def pipeline(
         self,
         settings: Settings,
         repository: BatchStateRepositoryProtocol,
+        placement: EssayPlacementProtocol,
         dead_letters: DlqProducerProtocol,
         metrics: BcsMetrics,
-        placement: EssayPlacementProtocol,
-    ) -> EventBatchProcessor:
-        return EventBatchProcessor(
+    ) -> EventPipeline:
+        return EventPipeline(
             repository,
+            placement,
             dead_letters,
             metrics,
-            placement=placement,
+            max_records=settings.KAFKA_MAX_POLL_RECORDS,
             max_attempts=settings.POISON_MAX_ATTEMPTS,
             max_clock_skew_seconds=settings.MAX_CLOCK_SKEW_SECONDS,
         )
@@ -119,21 +114,34 @@ class ConsumerProvider(Provider):
     def consumer(
         self,
         settings: Settings,
-        processor: EventBatchProcessor,
+        pipeline: EventPipeline,
         health: ConsumerHealth,
         metrics: BcsMetrics,
     ) -> EventConsumer:
+        session_ms = int(settings.KAFKA_SESSION_TIMEOUT_SECONDS * 1000)
+        client = partial(
+            AIOKafkaConsumer,
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            group_id=settings.KAFKA_CONSUMER_GROUP_ID,
+            # A new group starts from the first offset: results produced before BCS first
+            # started still count.
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=session_ms // 3,
+            # Up to 8 MiB per partition per fetch (aiokafka's default is 1 MiB): a backlog is
+            # read in a few large fetches, not a round trip per thousand messages.
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=100,
+        )
         return EventConsumer(
-            partial(new_consumer_client, settings),
+            client,
             CONSUMED_TOPICS,
-            processor,
+            pipeline,
             health,
             metrics,
-            ExponentialBackoff(
-                settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
-                settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
-            ),
-            settings.KAFKA_MAX_POLL_RECORDS,
+            backoff_initial_seconds=settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
+            backoff_max_seconds=settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
         )
 
 
@@ -145,9 +153,10 @@ class HealthProvider(Provider):
         self,
         graph: StepGraph,
         repository: BatchStateRepositoryProtocol,
+        placement: EssayPlacementProtocol,
         consumer_health: ConsumerHealth,
     ) -> HealthReporters:
-        return HealthReporters(PipelineConfigHealth(graph), repository, consumer_health)
+        return HealthReporters(PipelineConfigHealth(graph), repository, placement, consumer_health)
 
 
 def default_providers(settings: Settings) -> list[Provider]:

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
 
     # The in-memory store's cap: beyond it the batches closest to expiry are dropped first.
     MEMORY_MAX_BATCHES: int = Field(default=100_000, ge=1)
+    # Results that name no batch wait for a roster this long (docs/design.md, "Placement"): a
+    # day covers a roster on a lagging partition and a consumer outage of hours, and keeps the
+    # results of batches BCS never hears of from piling up for the 7 days batch state lives.
+    PARKED_RESULT_TTL_SECONDS: int = Field(default=86_400, gt=0)
+    # At most this many wait at once; beyond it such a result is dead-lettered (replayable).
+    MAX_PARKED_RESULTS: int = Field(default=100_000, ge=1)
 
     CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     CIRCUIT_RESET_SECONDS: Seconds = 10.0

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
 from batch_conductor_service.api.responses import error_response, internal_error_response
-from batch_conductor_service.consumer.fetch_loop import EventConsumer
+from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.errors import StateStoreUnavailableError

@@ -1,35 +1,36 @@
-"""The state store the settings select, with the clients it needs: each client is made by a
-generator provider that closes it again, so closing the container is the one way they close."""
+"""The stores the settings select (memory; Redis; Redis in front of the PostgreSQL record), with
+the clients they need. Each client is made by a generator provider that closes it again, so
+closing the container is the one way they close."""
 
 from collections.abc import AsyncIterator
 
 import asyncpg
 from dishka import Provider, Scope, provide
 
+from batch_conductor_service.errors import StartupError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
     BatchStateRepositoryProtocol,
     EssayPlacementProtocol,
 )
 from batch_conductor_service.stores.durable import DurableBatchStateRepository
-from batch_conductor_service.stores.factory import (
-    close_pool,
-    make_redis_client,
-    open_postgres_pool,
-    postgres_record,
-    redis_repository,
+from batch_conductor_service.stores.guard import StoreGuard
+from batch_conductor_service.stores.memory import (
+    InMemoryBatchStateRepository,
+    InMemoryEssayPlacement,
 )
-from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
-from batch_conductor_service.stores.placement.factory import (
-    open_placement_pool,
-    postgres_placement,
-    redis_placement,
-)
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
+from batch_conductor_service.stores.postgres import record as pg
+from batch_conductor_service.stores.postgres.parking import PostgresEssayPlacement
 from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
-from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.repository import RedisBatchStateRepository
+from batch_conductor_service.stores.postgres.schema import ensure_schema
+from batch_conductor_service.stores.redis import connection as redis_connection
+from batch_conductor_service.stores.redis.connection import RedisClient, make_redis_client
+from batch_conductor_service.stores.redis.parking import RedisEssayPlacement
+from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from batch_conductor_service.wiring.settings import Settings
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
 
 
 class MemoryStoreProvider(Provider):
@@ -42,24 +43,53 @@ class MemoryStoreProvider(Provider):
         )
 
     @provide
-    def placement(self, settings: Settings) -> EssayPlacementProtocol:
-        return InMemoryEssayPlacement(ttl_seconds=settings.REDIS_TTL_SECONDS)
+    def placement(self, settings: Settings, metrics: BcsMetrics) -> EssayPlacementProtocol:
+        return InMemoryEssayPlacement(
+            settings.REDIS_TTL_SECONDS,
+            settings.PARKED_RESULT_TTL_SECONDS,
+            settings.MAX_PARKED_RESULTS,
+            metrics,
+        )
 
 
 class RedisStoreProvider(Provider):
     scope = Scope.APP
 
     @provide
-    async def client(self, settings: Settings) -> AsyncIterator[BatchStateRedis]:
-        client = make_redis_client(settings)
+    async def client(self, settings: Settings) -> AsyncIterator[RedisClient]:
+        client = make_redis_client(
+            settings.REDIS_URL,
+            cluster=settings.REDIS_CLUSTER,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout_seconds=settings.REDIS_TIMEOUT_SECONDS,
+        )
         yield client
         await client.aclose()
 
     @provide
+    def guard(self, client: RedisClient, settings: Settings, metrics: BcsMetrics) -> StoreGuard:
+        return StoreGuard(
+            "redis",
+            redis_connection.classify,
+            metrics,
+            failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+            reset_seconds=settings.CIRCUIT_RESET_SECONDS,
+            ping=client.ping,
+        )
+
+    @provide
     async def redis(
-        self, client: BatchStateRedis, settings: Settings, metrics: BcsMetrics
+        self, client: RedisClient, guard: StoreGuard, settings: Settings, metrics: BcsMetrics
     ) -> RedisBatchStateRepository:
-        repository = redis_repository(client, settings, metrics)
+        repository = RedisBatchStateRepository(
+            client,
+            guard,
+            metrics,
+            ttl_seconds=settings.REDIS_TTL_SECONDS,
+            key_prefix=settings.REDIS_KEY_PREFIX,
+            # Half the pool at most, so a backlog being ingested never starves /define.
+            max_concurrent_writes=max(1, min(16, settings.REDIS_MAX_CONNECTIONS // 2)),
+        )
         await repository.check_eviction_policy()
         return repository
 
@@ -72,13 +102,18 @@ class RedisOnlyProvider(Provider):
         return redis
 
     @provide
-    async def placement(
-        self, settings: Settings, metrics: BcsMetrics
-    ) -> AsyncIterator[EssayPlacementProtocol]:
-        # A client of its own, apart from the one batch state is written with.
-        client = make_redis_client(settings)
-        yield redis_placement(client, settings, metrics)
-        await client.aclose()
+    def placement(
+        self, client: RedisClient, guard: StoreGuard, settings: Settings, metrics: BcsMetrics
+    ) -> EssayPlacementProtocol:
+        return RedisEssayPlacement(
+            client,
+            guard,
+            metrics,
+            ttl_seconds=settings.REDIS_TTL_SECONDS,
+            parked_ttl_seconds=settings.PARKED_RESULT_TTL_SECONDS,
+            max_parked=settings.MAX_PARKED_RESULTS,
+            key_prefix=settings.REDIS_KEY_PREFIX,
+        )
 
 
 class DurableStoreProvider(Provider):
@@ -88,15 +123,47 @@ class DurableStoreProvider(Provider):
 
     @provide
     async def pool(self, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-        pool = await open_postgres_pool(settings)
+        if settings.DATABASE_URL is None:
+            raise StartupError("BCS_DATABASE_URL is not set: there is no PostgreSQL to connect to")
+        try:
+            pool = await pg.open_pool(
+                settings.DATABASE_URL,
+                max_size=settings.DATABASE_POOL_MAX_SIZE,
+                timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            # The URL may carry a password: the message names the variable, not its value.
+            raise StartupError(
+                f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}"
+            ) from exc
+        try:
+            async with pool.acquire() as connection:
+                migrated = await ensure_schema(connection, settings.DATABASE_SCHEMA)
+        except BaseException:
+            await pg.close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
+            raise
+        logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=migrated)
         yield pool
-        await close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
+        await pg.close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
 
     @provide
     def record(
         self, pool: asyncpg.Pool, settings: Settings, metrics: BcsMetrics
     ) -> PostgresBatchRecord:
-        return postgres_record(pool, settings, metrics)
+        guard = StoreGuard(
+            "postgresql",
+            pg.classify,
+            metrics,
+            failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+            reset_seconds=settings.CIRCUIT_RESET_SECONDS,
+            ping=lambda: pool.fetchval("SELECT 1"),
+        )
+        return PostgresBatchRecord(
+            pool,
+            guard,
+            schema=settings.DATABASE_SCHEMA,
+            timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
+        )
 
     @provide
     def repository(
@@ -107,20 +174,26 @@ class DurableStoreProvider(Provider):
         settings: Settings,
     ) -> BatchStateRepositoryProtocol:
         return DurableBatchStateRepository(
-            redis, record, metrics, check_reads=settings.VERIFY_READS_WITH_RECORD
+            redis, record, metrics, verify_reads=settings.VERIFY_READS_WITH_RECORD
         )
 
     @provide
-    async def placement(
+    def placement(
         self,
+        pool: asyncpg.Pool,
+        record: PostgresBatchRecord,
         settings: Settings,
         metrics: BcsMetrics,
-        # Opened after the record, whose start-up runs the migrations that create its tables.
-        record: PostgresBatchRecord,
-    ) -> AsyncIterator[EssayPlacementProtocol]:
-        pool = await open_placement_pool(settings)
-        yield postgres_placement(pool, settings, metrics)
-        await close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
+    ) -> EssayPlacementProtocol:
+        return PostgresEssayPlacement(
+            pool,
+            record.guard,
+            metrics,
+            schema=settings.DATABASE_SCHEMA,
+            parked_ttl_seconds=settings.PARKED_RESULT_TTL_SECONDS,
+            max_parked=settings.MAX_PARKED_RESULTS,
+            timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
+        )
 
 
 def store_providers(settings: Settings) -> list[Provider]:

@@ -15,7 +15,9 @@ SCHEMA_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Replicas starting together take this lock, so only one of them runs the migrations.
 _MIGRATION_LOCK_KEY = 0x4243535F4D4947  # "BCS_MIG"
 
-# Append only: a released migration is never edited; a change of schema is a new entry.
+# Append only: a released migration is never edited; a change of schema is a new entry. Since
+# migration 6 (one version row per batch, bounded outcomes) every replica must run a release
+# that knows it: stop the older ones before starting a newer one.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -111,6 +113,53 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             kept_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (essay_id, event_id)
         );
+        """,
+    ),
+    (
+        6,
+        """
+        -- One row per batch: its version, bumped by every transaction that changes it (Redis
+        -- holds the version of what it has, so a Redis behind the record is seen), its last
+        -- event time, and the row writers lock to decide one batch at a time.
+        CREATE TABLE {schema}.batches (
+            batch_id text PRIMARY KEY,
+            version bigint NOT NULL DEFAULT 0,
+            last_event_at timestamptz
+        );
+        INSERT INTO {schema}.batches (batch_id, version, last_event_at)
+            SELECT batch_id, count(*), max(occurred_at)
+            FROM {schema}.processed_events GROUP BY batch_id;
+        -- Per step and status, the latest time an outcome was reported: at most three rows
+        -- a step, however often a report is repeated.
+        CREATE TABLE {schema}.step_outcomes (
+            batch_id text NOT NULL,
+            step text NOT NULL,
+            status text NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            PRIMARY KEY (batch_id, step, status)
+        );
+        INSERT INTO {schema}.step_outcomes (batch_id, step, status, occurred_at)
+            SELECT batch_id, step, status, max(occurred_at) FROM (
+                SELECT batch_id, step, status, occurred_at FROM {schema}.batch_outcome_reports
+                UNION ALL
+                SELECT batch_id, step, status, occurred_at FROM {schema}.batch_outcomes
+            ) reported GROUP BY batch_id, step, status;
+        INSERT INTO {schema}.essay_outcome_reports (batch_id, step, essay_id, succeeded)
+            SELECT batch_id, step, essay_id, succeeded FROM {schema}.essay_outcomes
+            ON CONFLICT DO NOTHING;
+        INSERT INTO {schema}.rosters (batch_id, source)
+            SELECT DISTINCT batch_id, source FROM {schema}.roster_essays ON CONFLICT DO NOTHING;
+        DROP TABLE {schema}.batch_outcome_reports, {schema}.batch_outcomes,
+            {schema}.essay_outcomes, {schema}.kept_results;
+        -- Results that named no batch, until a roster places them or they expire.
+        CREATE TABLE {schema}.parked_results (
+            essay_id text NOT NULL,
+            event_id text NOT NULL,
+            result text NOT NULL,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (essay_id, event_id)
+        );
+        CREATE INDEX parked_results_expiry ON {schema}.parked_results (expires_at);
         """,
     ),
 )

@@ -1,0 +1,139 @@
+"""The Redis client (one server, or a Redis Cluster) and what its failures mean.
+
+Both redis-py clients are used as shipped: their connection pools, pipelines and scripts. Every
+key of a batch shares one hash tag, so each transaction or script stays in one cluster slot.
+"""
+
+import asyncio
+from typing import Any, TypeAlias
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from batch_conductor_service.errors import StartupError
+from batch_conductor_service.stores.guard import Failure
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+RedisClient: TypeAlias = Redis | RedisCluster
+
+# Besides the connection failing (a server still loading its data, or a pool out of
+# connections, are ConnectionErrors too): a replica during failover (READONLY), a server out of
+# memory under `noeviction` (OOM), a cluster without a master for a slot or out of redirections
+# while slots move (ClusterError), a slot being migrated (TRYAGAIN), a MOVED/ASK a transaction
+# could not follow (AskError).
+_OUTAGES = (
+    RedisConnectionError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    ClusterError,
+    TryAgainError,
+    AskError,
+    OSError,
+)
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """Whether a Redis failure is an outage; anything else is a bug or a bad message."""
+    if isinstance(exc, RedisTimeoutError | TimeoutError):
+        return Failure.TIMEOUT
+    if isinstance(exc, _OUTAGES):
+        return Failure.OUTAGE
+    if isinstance(exc, RedisClusterException) and _is_cluster_outage(exc):
+        return Failure.OUTAGE
+    return None
+
+
+def _is_cluster_outage(exc: RedisClusterException) -> bool:
+    # RedisClusterException is not a RedisError and also reports mistakes (a command across
+    # slots); these are the cases that mean "the cluster cannot answer now".
+    if isinstance(exc, SlotNotCoveredError):
+        return True
+    if isinstance(exc.__cause__, RedisConnectionError | OSError):
+        return True  # "Redis Cluster cannot be connected": no startup node answered.
+    return str(exc).startswith("All slots are not covered")
+
+
+def make_redis_client(
+    url: str, *, cluster: bool, max_connections: int, timeout_seconds: float
+) -> RedisClient:
+    """Connects on first use, so the service starts while Redis is down (and says so)."""
+    if cluster:
+        try:
+            return RedisCluster.from_url(
+                url,
+                max_connections=max_connections,
+                socket_timeout=timeout_seconds,
+                socket_connect_timeout=timeout_seconds,
+                decode_responses=True,
+                # No retries by the client: retrying a transaction on a new connection would
+                # send MULTI/EXEC without its WATCH. The caller retries.
+                retry=Retry(NoBackoff(), 0),
+            )
+        except RedisClusterException as exc:
+            # e.g. a unix:// URL or a database other than 0; the message holds no credentials.
+            raise StartupError(f"BCS_REDIS_URL cannot name a Redis Cluster node: {exc}") from exc
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        decode_responses=True,
+        # One immediate retry replaces a pooled connection that a Redis restart closed; more,
+        # with redis-py's default backoff, would make every call wait seconds while it is down.
+        retry=Retry(NoBackoff(), 1),
+    )
+    return Redis.from_pool(pool)
+
+
+SAFE_EVICTION_POLICY = "noeviction"
+
+
+async def read_eviction_policy(client: RedisClient, timeout_seconds: float) -> str | None:
+    """`maxmemory-policy` (on a cluster, its masters' joined by commas); "unknown" when the
+    server refuses CONFIG (managed Redis often does); None when it cannot be asked now."""
+    try:
+        if isinstance(client, RedisCluster):
+            call = client.config_get("maxmemory-policy", target_nodes=RedisCluster.PRIMARIES)
+        else:
+            call = client.config_get("maxmemory-policy")
+        reply = await asyncio.wait_for(call, timeout_seconds)
+    except ResponseError:
+        return "unknown (CONFIG GET refused)"
+    except Exception as exc:
+        if classify(exc) is None:
+            raise
+        return None
+    policy = ",".join(sorted(_policies(reply))) or "unknown"
+    if policy != SAFE_EVICTION_POLICY:
+        logger.warning("redis_may_evict_batch_keys", maxmemory_policy=policy)
+    return policy
+
+
+def _policies(reply: Any) -> set[str]:
+    # One server: {"maxmemory-policy": "noeviction"}; a cluster may answer per node.
+    if not isinstance(reply, dict):
+        return set()
+    found: set[str] = set()
+    for name, value in reply.items():
+        if isinstance(value, dict):
+            found |= _policies(value)
+        elif name == "maxmemory-policy" and isinstance(value, str):
+            found.add(value)
+    return found

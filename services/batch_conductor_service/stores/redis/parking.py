@@ -1,0 +1,161 @@
+"""Essay placement in Redis (one server or a Redis Cluster), for the Redis store.
+
+Each essay has keys of its own under the hash tag `{<essay_id>}`: the batches whose rosters name
+it (a set, kept as long as batch state) and the results parked for it (a hash by event id, kept
+BCS_PARKED_RESULT_TTL_SECONDS). The lot, a sorted set of every parked result scored by when it
+expires, counts them against the cap. Nothing here is a transaction across keys: the consumer's
+order of calls is what makes a racing roster and result meet (protocols.py).
+"""
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.health import ComponentHealth
+from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.stores.guard import StoreGuard
+from batch_conductor_service.stores.parking import decode_parked, encode_parked, parking_health
+from batch_conductor_service.stores.redis.connection import RedisClient
+from batch_conductor_service.stores.redis.layout import SEPARATOR, hash_tag
+
+
+class RedisEssayPlacement:
+    health_name = "parking"
+
+    def __init__(
+        self,
+        client: RedisClient,
+        guard: StoreGuard,
+        metrics: BcsMetrics,
+        *,
+        ttl_seconds: int,
+        parked_ttl_seconds: int,
+        max_parked: int,
+        key_prefix: str = "bcs",
+        clock: Any = time.time,
+    ) -> None:
+        self._client = client
+        self._guard = guard
+        self._metrics = metrics
+        self._ttl = ttl_seconds
+        self._parked_ttl = parked_ttl_seconds
+        self._max_parked = max_parked
+        self._prefix = key_prefix
+        self._clock = clock
+        self.lot = f"{key_prefix}:parked"
+
+    def batches_key(self, essay_id: str) -> str:
+        return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:batches"
+
+    def parked_key(self, essay_id: str) -> str:
+        return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:parked"
+
+    async def index_rosters(self, rosters: Mapping[str, Collection[str]]) -> None:
+        by_essay: dict[str, set[str]] = {}
+        for batch_id, essay_ids in rosters.items():
+            for essay_id in essay_ids:
+                by_essay.setdefault(essay_id, set()).add(batch_id)
+
+        async def index() -> None:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for essay_id, batch_ids in by_essay.items():
+                    pipe.sadd(self.batches_key(essay_id), *sorted(batch_ids))
+                    pipe.expire(self.batches_key(essay_id), self._ttl)
+                await pipe.execute()
+
+        if by_essay:
+            await self._guard.run("placement_index", index)
+
+    async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        essays = sorted(set(essay_ids))
+        replies = await self._each(essays, "SMEMBERS", self.batches_key, "placement_lookup")
+        return {essay: frozenset(ids) for essay, ids in zip(essays, replies, strict=True) if ids}
+
+    async def park(self, results: Sequence[ParkedResult]) -> list[ParkedResult]:
+        if not results:
+            return []
+
+        async def park() -> list[ParkedResult]:
+            now_ms = int(self._clock() * 1000)
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(self.lot, "-inf", now_ms)
+                pipe.zcard(self.lot)
+                expired, parked = await pipe.execute()
+            if expired:
+                self._metrics.unplaced_results.labels("expired").inc(expired)
+            room = max(0, self._max_parked - parked)
+            taken, refused = results[:room], list(results[room:])
+            expires_ms = now_ms + self._parked_ttl * 1000
+            async with self._client.pipeline(transaction=False) as pipe:
+                for result in taken:
+                    key = self.parked_key(result.essay_id)
+                    pipe.hset(key, result.event_id, encode_parked(result))
+                    pipe.expire(key, self._parked_ttl)
+                if taken:
+                    pipe.zadd(self.lot, {_member(r): expires_ms for r in taken})
+                    pipe.expire(self.lot, self._parked_ttl)
+                await pipe.execute()
+            return refused
+
+        return await self._guard.run("placement_park", park)
+
+    async def parked_for(self, essay_ids: Collection[str]) -> dict[str, list[ParkedResult]]:
+        async def any_parked() -> int:
+            return int(await self._client.zcard(self.lot))
+
+        # The lot is empty nearly always (results come after their rosters): one call then.
+        if not essay_ids or not await self._guard.run("placement_parked", any_parked):
+            return {}
+        essays = sorted(set(essay_ids))
+        replies = await self._each(essays, "HVALS", self.parked_key, "placement_parked")
+        found: dict[str, list[ParkedResult]] = {}
+        for essay_id, values in zip(essays, replies, strict=True):
+            decoded = [r for r in map(decode_parked, values) if r is not None]
+            if decoded:
+                found[essay_id] = decoded
+        return found
+
+    async def unpark(self, results: Sequence[ParkedResult]) -> None:
+        async def unpark() -> None:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for result in results:
+                    pipe.hdel(self.parked_key(result.essay_id), result.event_id)
+                pipe.zrem(self.lot, *(_member(r) for r in results))
+                await pipe.execute()
+
+        if results:
+            await self._guard.run("placement_unpark", unpark)
+
+    async def health(self) -> dict[str, ComponentHealth]:
+        async def parked() -> int:
+            now_ms = int(self._clock() * 1000)
+            return int(await self._client.zcount(self.lot, f"({now_ms}", "+inf"))
+
+        return {
+            self.health_name: parking_health(
+                await self._guard.run("health", parked), self._max_parked
+            )
+        }
+
+    async def _each(
+        self, essays: list[str], command: str, key_of: Any, operation: str
+    ) -> list[Any]:
+        """One reply per essay, in order, in one round trip."""
+        if not essays:
+            return []
+
+        async def read() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for essay_id in essays:
+                    # execute_command: redis-py 8.1's cluster pipeline passes SMEMBERS's `keys`
+                    # option on to the reply parser, which rejects it.
+                    pipe.execute_command(command, key_of(essay_id))
+                replies: list[Any] = await pipe.execute()
+            return replies
+
+        return await self._guard.run(operation, read)
+
+
+def _member(result: ParkedResult) -> str:
+    return f"{result.essay_id}{SEPARATOR}{result.event_id}"
