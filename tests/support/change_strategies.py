@@ -1,16 +1,16 @@
-"""Hypothesis strategies for batch state changes over a small world of essays and steps, so that
-random sequences collide often: shared essays, repeated event ids, equal times, two rosters."""
+"""Hypothesis strategies for batch changes over a small world of essays and steps, so that random
+sequences collide often: shared essays, repeated event ids, equal times, both rosters, reports
+without an id."""
 
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
 from batch_conductor_service.domain.batch_state import (
-    BatchOutcome,
-    BatchStateChange,
-    EssayOutcome,
-    EssayStepOutcome,
+    BatchChange,
+    EssayResult,
     RosterSource,
+    StepOutcome,
 )
 from common_core.enums import BatchPhaseStatus
 
@@ -27,30 +27,27 @@ times = st.integers(min_value=0, max_value=3).map(lambda m: T0 + timedelta(minut
 @st.composite
 def changes(
     draw: st.DrawFn, batch_id: str = "b", event_ids: st.SearchStrategy[str] | None = None
-) -> BatchStateChange:
+) -> BatchChange:
     occurred_at = draw(times)
     roster_source = draw(st.none() | st.sampled_from(RosterSource))
     roster = None if roster_source is None else draw(st.frozensets(essay_ids, max_size=len(ESSAYS)))
-    outcomes = draw(
-        st.lists(
-            st.builds(EssayStepOutcome, essay_ids, steps, st.sampled_from(EssayOutcome)),
-            max_size=4,
-        )
-    )
+    essays = draw(st.lists(st.builds(EssayResult, essay_ids, steps, st.booleans()), max_size=4))
     outcome_step = draw(st.none() | steps)
     outcome = (
         None
         if outcome_step is None
-        else BatchOutcome(draw(st.sampled_from(BatchPhaseStatus)), occurred_at)
+        else StepOutcome(draw(st.sampled_from(BatchPhaseStatus)), draw(times))
     )
     ids = event_ids if event_ids is not None else st.uuids().map(str)
-    return BatchStateChange(
-        event_id=draw(ids),
+    # A report over HTTP has no event id.
+    event_id = draw(st.none() | ids) if outcome_step is not None else draw(ids)
+    return BatchChange(
         batch_id=batch_id,
         occurred_at=occurred_at,
+        event_id=event_id,
         roster=roster,
         roster_source=roster_source,
-        essay_outcomes=tuple(outcomes),
-        batch_outcome_step=outcome_step,
-        batch_outcome=outcome,
+        essays=tuple(essays),
+        outcome_step=outcome_step,
+        outcome=outcome,
     )

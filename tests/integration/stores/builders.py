@@ -1,4 +1,4 @@
-"""Changes and snapshot views shared by the store tests."""
+"""Changes and the comparable view of a batch shared by the store tests."""
 
 import itertools
 from collections.abc import Callable
@@ -8,12 +8,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from batch_conductor_service.domain.batch_state import (
-    BatchOutcome,
-    BatchSnapshot,
-    BatchStateChange,
-    EssayOutcome,
-    EssayStepOutcome,
+    BatchChange,
+    BatchCounts,
+    EssayResult,
     RosterSource,
+    StepOutcome,
 )
 from common_core.enums import BatchPhaseStatus
 
@@ -26,57 +25,50 @@ def event_id() -> str:
 
 
 def essays(
-    batch_id: str, step: str, outcome: EssayOutcome, *essay_ids: str, eid: str | None = None
-) -> BatchStateChange:
-    return BatchStateChange(
-        event_id=eid or event_id(),
-        batch_id=batch_id,
-        occurred_at=T0,
-        essay_outcomes=tuple(EssayStepOutcome(e, step, outcome) for e in essay_ids),
+    batch_id: str, step: str, succeeded: bool, *essay_ids: str, eid: str | None = None
+) -> BatchChange:
+    results = tuple(EssayResult(e, step, succeeded) for e in essay_ids)
+    return BatchChange(batch_id, T0, eid or event_id(), essays=results)
+
+
+def roster(batch_id: str, source: RosterSource, *essay_ids: str) -> BatchChange:
+    return BatchChange(
+        batch_id, T0, event_id(), roster=frozenset(essay_ids), roster_source=source
     )
 
 
-def roster(batch_id: str, source: RosterSource, *essay_ids: str) -> BatchStateChange:
-    return BatchStateChange(
-        event_id=event_id(),
-        batch_id=batch_id,
-        occurred_at=T0,
-        roster=frozenset(essay_ids),
-        roster_source=source,
-    )
-
-
-def outcome(batch_id: str, step: str, status: BatchPhaseStatus, minutes: int) -> BatchStateChange:
+def outcome(
+    batch_id: str, step: str, status: BatchPhaseStatus, minutes: int, *, with_id: bool = True
+) -> BatchChange:
     at = T0 + timedelta(minutes=minutes)
-    return BatchStateChange(
-        event_id=event_id(),
-        batch_id=batch_id,
-        occurred_at=at,
-        batch_outcome_step=step,
-        batch_outcome=BatchOutcome(status, at),
+    return BatchChange(
+        batch_id,
+        at,
+        event_id() if with_id else None,
+        outcome_step=step,
+        outcome=StepOutcome(status, at),
     )
 
 
-def view(snapshot: BatchSnapshot) -> dict[str, Any]:
-    """A snapshot with empty per-step sets left out, so stores compare by meaning."""
+def view(counts: BatchCounts) -> dict[str, Any]:
+    """Counts with steps of no essays left out, so stores compare by meaning."""
     return {
-        "roster": None if snapshot.roster is None else sorted(snapshot.roster),
-        "roster_source": snapshot.roster_source,
-        "succeeded": {s: sorted(ids) for s, ids in snapshot.succeeded.items() if ids},
-        "failed": {s: sorted(ids) for s, ids in snapshot.failed.items() if ids},
-        "outcomes": dict(snapshot.batch_outcomes),
+        "roster": (counts.roster_size, counts.roster_source),
+        "steps": {s: c for s, c in counts.steps.items() if c.succeeded or c.failed},
+        "latest": dict(counts.latest),
+        "last_event_at": counts.last_event_at,
     }
 
 
-ChangeBuilder = Callable[[str], BatchStateChange]
+ChangeBuilder = Callable[[str], BatchChange]
 
 
 def change_builders(
     essay_pool: list[str], steps: list[str], max_essays: int
 ) -> st.SearchStrategy[ChangeBuilder]:
     """Random changes over a small world, each a builder taking the batch id: a roster of either
-    source, essays' outcomes of one step, or a batch outcome at one of a few times (so ties
-    come up)."""
+    source, essays' results of one step, or a batch outcome at one of a few times (so ties come
+    up), with an event id or, as a report over HTTP, without."""
     essay_ids = st.lists(st.sampled_from(essay_pool), max_size=max_essays, unique=True)
     return st.one_of(
         st.builds(
@@ -85,15 +77,18 @@ def change_builders(
             essay_ids,
         ),
         st.builds(
-            lambda step, result, ids: lambda b: essays(b, step, result, *ids),
+            lambda step, succeeded, ids: lambda b: essays(b, step, succeeded, *ids),
             st.sampled_from(steps),
-            st.sampled_from(list(EssayOutcome)),
+            st.booleans(),
             essay_ids.filter(bool),
         ),
         st.builds(
-            lambda step, status, minute: lambda b: outcome(b, step, status, minute),
+            lambda step, status, minute, with_id: lambda b: outcome(
+                b, step, status, minute, with_id=with_id
+            ),
             st.sampled_from(steps),
             st.sampled_from(list(BatchPhaseStatus)),
             st.integers(0, 3),
+            st.booleans(),
         ),
     )

@@ -28,22 +28,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from batch_conductor_service.dev.embedded_broker import free_port
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.stores.factory import make_redis_client
-from batch_conductor_service.stores.memory import (
-    InMemoryBatchStateRepository,
-)
+from batch_conductor_service.stores.durable import DurableBatchStateRepository
+from batch_conductor_service.stores.guard import StoreGuard
+from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
+from batch_conductor_service.stores.postgres import record as pg
 from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
 from batch_conductor_service.stores.postgres.schema import ensure_schema
-from batch_conductor_service.stores.redis.client import BatchStateRedis
-from batch_conductor_service.stores.redis.cluster import WaitingRedisCluster
-from batch_conductor_service.stores.redis.repository import (
-    RedisBatchStateRepository,
-)
-from batch_conductor_service.wiring.settings import load_settings
+from batch_conductor_service.stores.redis import connection
+from batch_conductor_service.stores.redis.connection import RedisClient, make_redis_client
+from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from tests.conftest import service_missing
 from tests.integration.stores.own_redis_cluster import OwnRedisCluster
 
@@ -57,8 +50,18 @@ def metrics() -> BcsMetrics:
     return BcsMetrics(CollectorRegistry())
 
 
-def breaker(store: str, threshold: int = 5, reset_seconds: float = 1.0) -> CircuitBreaker:
-    return CircuitBreaker(store, threshold, reset_seconds)
+def redis_guard(metrics: BcsMetrics, threshold: int = 5, reset_seconds: float = 1.0) -> StoreGuard:
+    return StoreGuard(
+        "redis",
+        connection.classify,
+        metrics,
+        failure_threshold=threshold,
+        reset_seconds=reset_seconds,
+    )
+
+
+def postgres_guard(metrics: BcsMetrics) -> StoreGuard:
+    return StoreGuard("postgresql", pg.classify, metrics, reset_seconds=1.0)
 
 
 @pytest.fixture
@@ -98,13 +101,13 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis
 
 
 @pytest.fixture
-async def redis_cluster_client(
-    redis_cluster: OwnRedisCluster,
-) -> AsyncIterator[WaitingRedisCluster]:
-    """Made as the service makes it; `.cluster` is the redis-py client inside. Keys are left
-    behind: each test has its own prefix, and the cluster lives only as long as the session."""
-    client = make_redis_client(load_settings(REDIS_URL=redis_cluster.url, REDIS_CLUSTER=True))
-    assert isinstance(client, WaitingRedisCluster)
+async def redis_cluster_client(redis_cluster: OwnRedisCluster) -> AsyncIterator[RedisCluster]:
+    """Made as the service makes it. Keys are left behind: each test has its own prefix, and
+    the cluster lives only as long as the session."""
+    client = make_redis_client(
+        redis_cluster.url, cluster=True, max_connections=64, timeout_seconds=2.0
+    )
+    assert isinstance(client, RedisCluster)
     yield client
     await client.aclose()
 
@@ -130,20 +133,16 @@ async def pg_schema(pg_pool: asyncpg.Pool) -> AsyncIterator[str]:
 
 
 def make_redis_repository(
-    client: BatchStateRedis, metrics: BcsMetrics, key_prefix: str, **options: object
+    client: RedisClient, metrics: BcsMetrics, key_prefix: str, **options: Any
 ) -> RedisBatchStateRepository:
+    guard = options.pop("guard", None) or redis_guard(metrics)
     return RedisBatchStateRepository(
-        client,
-        ttl_seconds=TTL_SECONDS,
-        metrics=metrics,
-        breaker=breaker("redis"),
-        key_prefix=key_prefix,
-        **options,  # type: ignore[arg-type]
+        client, guard, metrics, ttl_seconds=TTL_SECONDS, key_prefix=key_prefix, **options
     )
 
 
 def make_record(pool: asyncpg.Pool, schema: str, metrics: BcsMetrics) -> PostgresBatchRecord:
-    return PostgresBatchRecord(pool, schema=schema, metrics=metrics, breaker=breaker("postgresql"))
+    return PostgresBatchRecord(pool, postgres_guard(metrics), schema=schema)
 
 
 @dataclass
@@ -164,11 +163,12 @@ class ManualClock:
 
 
 def redis_expiry(
-    client: Redis | RedisCluster, repository: RedisBatchStateRepository
+    client: RedisClient, repository: RedisBatchStateRepository
 ) -> Callable[[str], Awaitable[None]]:
     async def expire(batch_id: str) -> None:
         # Let Redis itself expire the keys, as the TTL would, only sooner.
-        for key in repository.keys(batch_id).all:
+        keys = repository.keys(batch_id)
+        for key in (keys.facts, keys.outcomes, keys.counts):
             await client.pexpire(key, 1)
         await asyncio.sleep(0.05)
 
@@ -196,7 +196,7 @@ def store(request: pytest.FixtureRequest, metrics: BcsMetrics) -> StoreUnderTest
         cluster = request.getfixturevalue("redis_cluster_client")
         redis_repository = make_redis_repository(cluster, metrics, prefix)
         return StoreUnderTest(
-            redis_repository, durable=False, expire=redis_expiry(cluster.cluster, redis_repository)
+            redis_repository, durable=False, expire=redis_expiry(cluster, redis_repository)
         )
     else:
         client = request.getfixturevalue("redis_client")
@@ -295,7 +295,7 @@ async def counting_redis() -> AsyncIterator[Redis]:
 
 @asynccontextmanager
 async def rival_writes_before_every_exec(
-    monkeypatch: pytest.MonkeyPatch, events_key: str
+    monkeypatch: pytest.MonkeyPatch, facts_key: str
 ) -> AsyncIterator[None]:
     """Another writer touches the watched key between WATCH and EXEC, every time."""
     interloper = Redis.from_url(REDIS_URL, decode_responses=True)
@@ -303,7 +303,7 @@ async def rival_writes_before_every_exec(
 
     async def execute_after_a_rival_write(self: Pipeline, raise_on_error: bool = True) -> Any:
         if self.watching:
-            await interloper.sadd(events_key, f"rival-{uuid.uuid4()}")
+            await interloper.hset(facts_key, f"rival-{uuid.uuid4()}", "")
         return await original_execute(self, raise_on_error)
 
     monkeypatch.setattr(Pipeline, "execute", execute_after_a_rival_write)

@@ -34,9 +34,9 @@ def test_shipped_pipelines_file_defines_the_four_pipelines() -> None:
         "ai_feedback": ("spellcheck", "nlp", "ai_feedback"),
         "comprehensive": ("spellcheck", "nlp", "cj_assessment", "ai_feedback"),
     }
-    assert graph.dependencies("ai_feedback") == ("spellcheck", "nlp")
-    assert graph.dependencies("cj_assessment") == ("spellcheck",)
-    assert graph.dependencies("spellcheck") == ()
+    assert graph.steps["ai_feedback"].depends_on == ("spellcheck", "nlp")
+    assert graph.steps["cj_assessment"].depends_on == ("spellcheck",)
+    assert graph.steps["spellcheck"].depends_on == ()
 
 
 def test_every_shipped_step_names_its_service_event_and_model() -> None:
@@ -102,7 +102,7 @@ def test_same_step_defined_identically_in_two_pipelines_is_one_step() -> None:
         ("pipelines: {}", "pipelines"),
         ("pipelines:\n  p:\n    steps: []\n", "pipelines.p.steps"),
         (config(pipeline("p", step("Bad-Name"))), "pipelines.p.steps.0.name"),
-        ("pipelines:\n  p:\n    steps:\n      - name: a\n", "service_name: Field required"),
+        ("pipelines:\n  p:\n    steps:\n      - {name: a, service_name: ''}\n", "service_name"),
         (config(pipeline("p", step("a", "b", "b"), step("b"))), "more than once"),
         (config(pipeline("p", step("a"))).replace("depends_on", "needs"), "needs"),
     ],

@@ -4,14 +4,23 @@ from pathlib import Path
 
 import pytest
 
-from batch_conductor_service.domain.batch_state import BatchOutcome, BatchSnapshot, RosterSource
-from batch_conductor_service.domain.completion import step_completion
+from batch_conductor_service.domain.batch_state import (
+    BatchCounts,
+    BatchFacts,
+    RosterSource,
+    StepOutcome,
+    count,
+    step_completion,
+)
 from batch_conductor_service.domain.pipelines_file import load_pipelines, parse_pipelines
 from batch_conductor_service.domain.resolution_rules import (
     RequestKind,
+    Resolution,
     UnknownPipelineError,
-    resolve,
+    plan,
+    prune,
 )
+from batch_conductor_service.domain.step_graph import StepGraph
 from common_core.enums import BatchPhaseStatus
 
 GRAPH = load_pipelines(Path(__file__).resolve().parents[3] / "pipelines.yaml")
@@ -24,23 +33,27 @@ def snapshot(
     roster: frozenset[str] | None = None,
     succeeded: dict[str, set[str]] | None = None,
     failed: dict[str, set[str]] | None = None,
-    outcomes: dict[str, BatchOutcome] | None = None,
-) -> BatchSnapshot:
-    return BatchSnapshot(
-        batch_id="b1",
-        roster=roster,
-        roster_source=RosterSource.READY if roster is not None else None,
-        succeeded={k: frozenset(v) for k, v in (succeeded or {}).items()},
-        failed={k: frozenset(v) for k, v in (failed or {}).items()},
-        batch_outcomes=outcomes or {},
+    outcomes: dict[str, StepOutcome] | None = None,
+) -> BatchCounts:
+    facts = BatchFacts(
+        "b1",
+        rosters={} if roster is None else {RosterSource.READY: set(roster)},
+        succeeded={k: set(v) for k, v in (succeeded or {}).items()},
+        failed={k: set(v) for k, v in (failed or {}).items()},
+        outcomes={(step, o.status): o.at for step, o in (outcomes or {}).items()},
     )
+    return count(facts)
 
 
-def outcome(status: BatchPhaseStatus, minutes: int = 0) -> BatchOutcome:
-    return BatchOutcome(status, T0 + timedelta(minutes=minutes))
+def outcome(status: BatchPhaseStatus, minutes: int = 0) -> StepOutcome:
+    return StepOutcome(status, T0 + timedelta(minutes=minutes))
 
 
-EMPTY = BatchSnapshot.empty("b1")
+def resolve(graph: StepGraph, requested: str, counts: BatchCounts) -> Resolution:
+    return prune(graph, plan(graph, requested), counts)
+
+
+EMPTY = BatchCounts("b1")
 
 
 @pytest.mark.parametrize(
