@@ -306,7 +306,9 @@ def step_completion(step: str, counts: BatchCounts) -> StepCompletion:
     essays, roster_size = counts.counts_for(step), counts.roster_size
     if roster_size is None:
         if with_results := essays.succeeded + essays.failed:
-            return StepCompletion(False, f"{with_results} essays have results but no roster")
+            return StepCompletion(
+                False, f"{with_results} essays have outcomes but the roster is unknown"
+            )
         return StepCompletion(False, "no outcome recorded", has_evidence=False)
     if not roster_size:
         return StepCompletion(False, "the roster is empty")

@@ -17,10 +17,12 @@ class StepDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=_NAME_PATTERN, max_length=100)
-    service_name: str = Field(min_length=1)
-    event_type: str = Field(min_length=1)
-    event_data_model: str = Field(min_length=1)
     depends_on: tuple[str, ...] = ()
+    # Informational, as the platform's own pipelines file has them: which service runs the
+    # step and the command BOS sends it. BCS does not read them; they are checked for shape.
+    service_name: str | None = Field(default=None, min_length=1)
+    event_type: str | None = Field(default=None, min_length=1)
+    event_data_model: str | None = Field(default=None, min_length=1)
 
     @field_validator("depends_on")
     @classmethod
@@ -75,9 +77,6 @@ class StepGraph:
     upstream: Mapping[str, frozenset[str]]
     # Pipeline name -> the batch_metadata flags a request for it must carry truthy.
     preconditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def dependencies(self, step: str) -> tuple[str, ...]:
-        return self.steps[step].depends_on
 
     def closure(self, names: Iterable[str]) -> frozenset[str]:
         """The named steps with every step they depend on, directly or not."""
