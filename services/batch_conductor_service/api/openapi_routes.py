@@ -199,6 +199,18 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "OpenAPI 3 document."}},
                 }
             },
+            "/docs": {
+                "get": {
+                    "summary": "This document rendered for reading and trying out (Swagger UI)",
+                    "operationId": "docs",
+                    "responses": {
+                        "200": {
+                            "description": "An HTML page; its script and style come from BCS.",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {
             "schemas": schemas,

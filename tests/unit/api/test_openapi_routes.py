@@ -28,6 +28,7 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
         "/healthz",
         "/metrics",
         "/openapi.json",
+        "/docs",
     }
     define = document["paths"]["/internal/v1/pipelines/define"]["post"]
     assert set(define["responses"]) == {"200", "400", "413", "500", "503"}
