@@ -82,8 +82,8 @@ def test_the_browser_renders_every_operation_from_the_services_own_files(
     assert rendered == paths
     served = requests_served(service)
     # The page, its start script, the document, and the bundle's script and style at least.
-    assert served.get("/docs") == 1
-    assert served.get("/docs/start.js") == 1
+    assert served.get("/docs", 0) >= 1
+    assert served.get("/docs/start.js", 0) >= 1
     assert served.get("/openapi.json", 0) >= 2  # the browser's, and this test's own
     assert served.get("/docs/<asset>", 0) >= 2
 
