@@ -1,16 +1,38 @@
-# Every target creates the virtual environment first when it is missing or stale.
+# Every target creates the virtual environment first when it is missing or stale, installing
+# exactly the versions uv.lock records (the Dockerfile installs the same lock).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The Dockerfile pins the same uv (tests/unit/test_deploy_files.py checks they agree).
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+# uv installs into $(VENV) with the interpreter that created it, never one it downloads.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint unit demo bench clean
+.PHONY: run test lint unit demo bench lock lock-check clean
 
-$(STAMP): pyproject.toml
+$(UV_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	touch $(UV_STAMP)
+
+# --locked refuses a uv.lock that no longer matches pyproject.toml; --inexact keeps uv itself.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	$(UV) sync --quiet --locked --inexact --extra dev
 	touch $(STAMP)
+
+## After changing pyproject.toml's dependencies: record the new resolution in uv.lock.
+lock: $(UV_STAMP)
+	$(UV) lock
+
+## Fails when uv.lock does not match pyproject.toml (what .ci/run checks first).
+lock-check: $(UV_STAMP)
+	@$(UV) lock --check || { \
+	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
+	  exit 1; }
 
 ## Run the service with embedded defaults (bundled Kafka-compatible broker, in-memory state).
 run: $(STAMP)

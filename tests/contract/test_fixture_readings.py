@@ -1,4 +1,4 @@
-"""Every recorded HuleEdu message (../shared/fixtures/huleedu/) reads as TOPICS.md says it should.
+"""Every recorded HuleEdu message (tests/fixtures/huleedu/) reads as TOPICS.md says it should.
 
 Each expectation is written from TOPICS.md (where the batch id, essay ids and outcome sit for
 that topic and commit) and evaluated on the templated message, so it never depends on the

@@ -1,4 +1,4 @@
-"""The HuleEdu platform's recorded messages (../shared/fixtures/huleedu/), with fresh ids and times.
+"""The HuleEdu platform's recorded messages (tests/fixtures/huleedu/), with fresh ids and times.
 
 Templating replaces every id-like string (UUIDs, `batch-...`/`essay-...`/`s-...` names, 32-hex
 storage ids) consistently, one fresh value per distinct original, and moves every timestamp by
@@ -8,7 +8,6 @@ platform's KafkaBus writes it.
 """
 
 import json
-import os
 import random
 import re
 import uuid
@@ -17,26 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-FIXTURES_RELATIVE = Path("shared/fixtures/huleedu")
+# A copy kept with the tests, so that a clone of the repository runs them on its own.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "huleedu"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NAMED_ID = re.compile(r"^(batch|essay|s-essay)-[0-9A-Za-z-]+$")
 _STORAGE_ID = re.compile(r"^[0-9a-f]{32}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
-
-
-def fixtures_root() -> Path:
-    """Walks up from this file to the directory holding `shared/`; CI must have it, a
-    developer's checkout without it skips the tests that need it."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / FIXTURES_RELATIVE
-        if candidate.is_dir():
-            return candidate
-    message = f"{FIXTURES_RELATIVE} not found above {Path(__file__).resolve().parent}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass(frozen=True)
@@ -57,16 +42,19 @@ class Fixture:
 
 
 def fixture_names() -> list[str]:
-    root = fixtures_root()
-    return sorted(
-        str(path.relative_to(root))
-        for path in root.glob("*/*.json")
+    names = sorted(
+        str(path.relative_to(FIXTURES))
+        for path in FIXTURES.glob("*/*.json")
         if not path.name.endswith(".meta.json")
     )
+    # Tests parametrized by an empty list would be skipped, never failed.
+    if not names:
+        raise FileNotFoundError(f"no recorded messages under {FIXTURES}")
+    return names
 
 
 def original(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((fixtures_root() / name).read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
     return document
 
 
@@ -75,7 +63,7 @@ def load(name: str, ids: dict[str, str] | None = None) -> Fixture:
     several fixtures in one scenario), every other id is fresh. The topic comes from the
     `.meta.json` beside it, else the envelope's `event_type` (the current roster fixtures have
     no meta file)."""
-    path = fixtures_root() / name
+    path = FIXTURES / name
     original = json.loads(path.read_text(encoding="utf-8"))
     meta_path = path.with_name(path.name.removesuffix(".json") + ".meta.json")
     topic = (

@@ -3,6 +3,8 @@
 from functools import cache
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 from quart import Blueprint, Response
 
 from batch_conductor_service.api.models import (
@@ -18,6 +20,19 @@ from batch_conductor_service.api.responses import json_response
 openapi_bp = Blueprint("openapi", __name__)
 
 _REF = "#/components/schemas/{model}"
+
+
+class OpenApi30Schema(GenerateJsonSchema):
+    """Pydantic writes JSON Schema 2020-12, where an optional value is `anyOf [X, {"type":
+    "null"}]`; OpenAPI 3.0's schemas have no null type and say `nullable: true` instead, which
+    admits null only beside a `type` in the same schema."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        inner = self.generate_inner(schema["schema"])
+        if "type" in inner:
+            return {**inner, "nullable": True}
+        # A reference (whose siblings 3.0 ignores) or a union: null as an alternative of its own.
+        return {"anyOf": [inner, {"type": "object", "nullable": True, "enum": [None]}]}
 
 
 def _json_body(schema_name: str, description: str) -> dict[str, Any]:
@@ -42,7 +57,7 @@ def openapi_document() -> dict[str, Any]:
         PhaseCompleteResponse,
         ErrorResponse,
     ):
-        schema = model.model_json_schema(ref_template=_REF)
+        schema = model.model_json_schema(ref_template=_REF, schema_generator=OpenApi30Schema)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     health_schema = {
@@ -182,6 +197,18 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "This document",
                     "operationId": "openapi",
                     "responses": {"200": {"description": "OpenAPI 3 document."}},
+                }
+            },
+            "/docs": {
+                "get": {
+                    "summary": "This document rendered for reading and trying out (Swagger UI)",
+                    "operationId": "docs",
+                    "responses": {
+                        "200": {
+                            "description": "An HTML page; its script and style come from BCS.",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
                 }
             },
         },

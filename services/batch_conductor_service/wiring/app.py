@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 from quart import Quart
 
 from batch_conductor_service.api.batch_routes import batch_bp
+from batch_conductor_service.api.docs_routes import docs_bp
 from batch_conductor_service.api.health_routes import health_bp
 from batch_conductor_service.api.internal_auth import require_internal_api_key
 from batch_conductor_service.api.openapi_routes import openapi_bp
@@ -44,6 +45,7 @@ def create_app(
     app.register_blueprint(phase_bp)
     app.register_blueprint(batch_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(docs_bp)
     setup_request_context(app, metrics.http)
     if settings.INTERNAL_API_KEY is not None:
         # After the request context is set up: its log context is cleared first.

@@ -1,4 +1,19 @@
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import OpenAPIV30SpecValidator
+from pydantic import BaseModel
 from quart.typing import TestClientProtocol as Client
+
+from batch_conductor_service.api.models import (
+    BatchInspectionResponse,
+    ErrorResponse,
+    PhaseCompleteResponse,
+    PipelineDefineResponse,
+)
+from batch_conductor_service.api.openapi_routes import openapi_document
 
 
 async def test_openapi_document_describes_every_endpoint(client: Client) -> None:
@@ -13,6 +28,7 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
         "/healthz",
         "/metrics",
         "/openapi.json",
+        "/docs",
     }
     define = document["paths"]["/internal/v1/pipelines/define"]["post"]
     assert set(define["responses"]) == {"200", "400", "413", "500", "503"}
@@ -54,3 +70,40 @@ async def test_every_reference_in_the_document_resolves(client: Client) -> None:
     for ref in refs:
         assert ref.startswith("#/components/schemas/")
         assert ref.rsplit("/", 1)[1] in document["components"]["schemas"]
+
+
+async def test_the_document_is_valid_openapi_3_0_3(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).get_json()
+    assert document["openapi"] == "3.0.3"
+    errors = [error.message for error in OpenAPIV30SpecValidator(document).iter_errors()]
+    assert errors == []
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The document's schema of `model`, its references resolving within the document."""
+    document = openapi_document()
+    return {"$ref": f"#/components/schemas/{model.__name__}", **document}
+
+
+@given(
+    body=st.one_of(
+        st.builds(BatchInspectionResponse),
+        st.builds(PipelineDefineResponse),
+        st.builds(PhaseCompleteResponse),
+        st.builds(ErrorResponse),
+    )
+)
+def test_every_body_the_models_serve_matches_its_schema_null_included(body: BaseModel) -> None:
+    # OpenAPI 3.0's own reading of a schema: null is valid only where the schema is nullable.
+    validator = OAS30Validator(schema_of(type(body)))
+    errors = [error.message for error in validator.iter_errors(body.model_dump(mode="json"))]
+    assert errors == []
+
+
+def test_null_is_refused_where_a_field_is_not_optional() -> None:
+    body = BatchInspectionResponse(batch_id="b", roster=None, steps=[], last_event_at=None)
+    document = body.model_dump(mode="json")
+    assert OAS30Validator(schema_of(BatchInspectionResponse)).is_valid(document)
+    assert not OAS30Validator(schema_of(BatchInspectionResponse)).is_valid(
+        {**document, "steps": None}
+    )
