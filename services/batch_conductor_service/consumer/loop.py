@@ -19,7 +19,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
@@ -52,7 +52,10 @@ class EventConsumer:
         self._health = health
         self._metrics = metrics
         self._lag = ConsumerLag(metrics)
-        self._wait = wait_exponential_jitter(backoff_initial_seconds, backoff_max_seconds)
+        # Exponential with full jitter: replicas that failed together do not retry together.
+        self._wait = wait_random_exponential(
+            multiplier=backoff_initial_seconds, max=backoff_max_seconds
+        )
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

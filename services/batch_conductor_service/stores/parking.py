@@ -6,6 +6,7 @@ from datetime import datetime
 import orjson
 
 from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
 from common_core.timestamps import as_utc
 
@@ -44,3 +45,8 @@ def parking_health(parked: int, max_parked: int) -> ComponentHealth:
     if parked >= max_parked:
         return ComponentHealth(HealthState.DEGRADED, {**detail, "full": True})
     return ComponentHealth(HealthState.OK, detail)
+
+
+def parking_unknown(exc: StateStoreUnavailableError) -> ComponentHealth:
+    """The lot's store cannot be asked: its own entry in /healthz says why."""
+    return ComponentHealth(HealthState.DEGRADED, {"error": str(exc)})

@@ -32,9 +32,7 @@ def essays(
 
 
 def roster(batch_id: str, source: RosterSource, *essay_ids: str) -> BatchChange:
-    return BatchChange(
-        batch_id, T0, event_id(), roster=frozenset(essay_ids), roster_source=source
-    )
+    return BatchChange(batch_id, T0, event_id(), roster=frozenset(essay_ids), roster_source=source)
 
 
 def outcome(
@@ -83,8 +81,8 @@ def change_builders(
             essay_ids.filter(bool),
         ),
         st.builds(
-            lambda step, status, minute, with_id: lambda b: outcome(
-                b, step, status, minute, with_id=with_id
+            lambda step, status, minute, with_id: (
+                lambda b: outcome(b, step, status, minute, with_id=with_id)
             ),
             st.sampled_from(steps),
             st.sampled_from(list(BatchPhaseStatus)),

@@ -12,7 +12,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome, RosterSource
+from batch_conductor_service.domain.batch_state import (
+    ApplyResult,
+    BatchChange,
+    BatchCounts,
+    RosterSource,
+)
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthReporters, HealthState
 from batch_conductor_service.metrics import BcsMetrics
@@ -20,12 +25,22 @@ from batch_conductor_service.stores.durable import (
     DurableBatchStateRepository,
 )
 from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
-from batch_conductor_service.stores.redis.repository import RedisBatchStateRepository
+from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from tests.integration.stores.builders import essays, roster
 from tests.integration.stores.conftest import make_record, make_redis_repository
 
-OK = EssayOutcome.SUCCEEDED
+OK = True
 APPLIED, DUPLICATE = ApplyResult.APPLIED, ApplyResult.DUPLICATE
+
+
+async def apply(repository: DurableBatchStateRepository, change: BatchChange) -> ApplyResult:
+    (result,) = await repository.apply([change])
+    return result
+
+
+def succeeded(counts: BatchCounts | None, step: str = "spellcheck") -> int:
+    assert counts is not None
+    return counts.counts_for(step).succeeded
 
 
 async def test_a_change_recorded_before_redis_failed_counts_as_applied_when_redis_takes_it(
@@ -42,7 +57,7 @@ async def test_a_change_recorded_before_redis_failed_counts_as_applied_when_redi
         metrics,
     )
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    await repository.apply(essays(batch, "spellcheck", OK, "e1"))
+    await apply(repository, essays(batch, "spellcheck", OK, "e1"))
     original_execute = Pipeline.execute
     failures = 1
 
@@ -56,13 +71,13 @@ async def test_a_change_recorded_before_redis_failed_counts_as_applied_when_redi
     monkeypatch.setattr(Pipeline, "execute", fail_once)
     late = essays(batch, "spellcheck", OK, "e2")
     with pytest.raises(StateStoreUnavailableError):
-        await repository.apply(late)  # recorded in PostgreSQL, not in Redis
+        await apply(repository, late)  # recorded in PostgreSQL, not in Redis
     # Redis is behind the record now: a read answers from the record (and repairs Redis).
-    assert (await repository.get_snapshot(batch)).succeeded_for("spellcheck") == {"e1", "e2"}
+    assert succeeded(await repository.counts(batch)) == 2
 
-    assert await repository.apply(late) is ApplyResult.APPLIED
-    assert (await repository.get_snapshot(batch)).succeeded_for("spellcheck") == {"e1", "e2"}
-    assert await repository.apply(late) is ApplyResult.DUPLICATE
+    assert await apply(repository, late) is ApplyResult.APPLIED
+    assert succeeded(await repository.counts(batch)) == 2
+    assert await apply(repository, late) is ApplyResult.DUPLICATE
 
 
 class SlowStore:
@@ -118,7 +133,7 @@ async def test_one_event_applied_by_two_replicas_at_once_is_counted_applied_once
     for _ in range(20):
         batch = f"batch-{uuid.uuid4().hex[:8]}"
         change = essays(batch, "spellcheck", OK, "e1")
-        results = await asyncio.gather(first.apply(change), second.apply(change))
+        results = await asyncio.gather(apply(first, change), apply(second, change))
         assert sorted(results) == [ApplyResult.APPLIED, ApplyResult.DUPLICATE]
 
 
@@ -131,14 +146,14 @@ def _durable(
     return DurableBatchStateRepository(redis, record, metrics), redis
 
 
-async def test_the_record_names_the_batches_it_saw_first_in_a_call(
+async def test_the_record_gives_each_batch_its_versions_before_and_after_the_call(
     pg_pool: asyncpg.Pool, pg_schema: str, metrics: BcsMetrics
 ) -> None:
     record = make_record(pg_pool, pg_schema, metrics)
     seen = essays("seen", "spellcheck", OK, "e1")
-    await record.record_many([seen])
+    await record.record([seen])
     repeat = essays("new", "spellcheck", OK, "e1")
-    recorded = await record.record_many(
+    recorded = await record.record(
         [
             repeat,
             repeat,  # a repeat within the call is one event
@@ -147,10 +162,11 @@ async def test_the_record_names_the_batches_it_saw_first_in_a_call(
             seen,  # only a duplicate
         ]
     )
-    assert recorded.first_recorded == {"new"}
     assert recorded.results == [APPLIED, DUPLICATE, APPLIED, APPLIED, DUPLICATE]
-    again = await record.record_many([essays("new", "spellcheck", OK, "e3"), repeat])
-    assert again.first_recorded == frozenset()
+    versions = {b: (r.previous_version, r.version) for b, r in recorded.batches.items()}
+    assert versions == {"new": (0, 1), "seen": (1, 2)}
+    again = await record.record([repeat])
+    assert {b: (r.previous_version, r.version) for b, r in again.batches.items()} == {"new": (1, 1)}
 
 
 async def test_a_new_batch_goes_to_redis_without_a_read_of_the_record_and_an_expired_one_is_rebuilt(
@@ -170,21 +186,20 @@ async def test_a_new_batch_goes_to_redis_without_a_read_of_the_record_and_an_exp
 
     monkeypatch.setattr(PostgresBatchRecord, "load", counted_load)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    await durable.apply_many(
+    await durable.apply(
         [roster(batch, RosterSource.REGISTERED, "e1", "e2"), essays(batch, "spellcheck", OK, "e1")]
     )
     assert loads == []
-    stored = await redis.read_stored(batch)
-    assert stored is not None
-    assert stored.to_snapshot().succeeded_for("spellcheck") == {"e1"}
+    assert succeeded((await redis.read_counts(batch)).counts) == 1
 
-    await redis_client.delete(*redis.keys(batch).all)  # expired in Redis, kept in the record
-    await durable.apply(essays(batch, "spellcheck", OK, "e2"))
+    keys = redis.keys(batch)
+    await redis_client.delete(keys.facts, keys.outcomes)  # expired in Redis, kept in the record
+    await apply(durable, essays(batch, "spellcheck", OK, "e2"))
     assert loads == [batch]
-    rebuilt = await redis.read_stored(batch)
+    rebuilt = (await redis.read_counts(batch)).counts
+    assert succeeded(rebuilt) == 2
     assert rebuilt is not None
-    assert rebuilt.to_snapshot().succeeded_for("spellcheck") == {"e1", "e2"}
-    assert rebuilt.to_snapshot().roster == {"e1", "e2"}
+    assert rebuilt.roster_size == 2
 
 
 async def test_two_replicas_starting_one_batch_at_once_leave_all_of_it_in_redis(
@@ -196,15 +211,14 @@ async def test_two_replicas_starting_one_batch_at_once_leave_all_of_it_in_redis(
     for _ in range(20):
         batch = f"batch-{uuid.uuid4().hex[:8]}"
         await asyncio.gather(
-            first.apply_many(
+            first.apply(
                 [roster(batch, RosterSource.REGISTERED, "e1"), essays(batch, "nlp", OK, "e1")]
             ),
-            second.apply(essays(batch, "spellcheck", OK, "e2")),
+            second.apply([essays(batch, "spellcheck", OK, "e2")]),
         )
         # Read from Redis alone: the durable repository would repair what is missing.
-        stored = await redis.read_stored(batch)
+        stored = (await redis.read_counts(batch)).counts
         assert stored is not None
-        snapshot = stored.to_snapshot()
-        assert snapshot.roster == {"e1"}
-        assert snapshot.succeeded_for("nlp") == {"e1"}
-        assert snapshot.succeeded_for("spellcheck") == {"e2"}
+        assert stored.roster_size == 1
+        assert succeeded(stored, "nlp") == 1
+        assert succeeded(stored, "spellcheck") == 1

@@ -12,12 +12,8 @@ from redis.asyncio import Redis
 
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.stores.redis.repository import (
-    RedisBatchStateRepository,
-)
+from batch_conductor_service.stores.durable import DurableBatchStateRepository
+from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.providers import app_container
 from batch_conductor_service.wiring.settings import load_settings

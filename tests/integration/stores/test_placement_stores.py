@@ -1,34 +1,56 @@
-"""Essay placement on every store: the index and the kept results, then results placed by the
-roster through the consumer's processor over each real repository, in both orders."""
+"""Essay placement on every store: the index, the parking lot (its cap, its expiry, each result
+placed once), then results placed by the roster through the consumer's pipeline over each real
+repository, in both orders and with replicas racing."""
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import asyncpg
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.fetched_batch import FetchedBatch
-from batch_conductor_service.domain.batch_state import EssayOutcome
-from batch_conductor_service.domain.placement import UnplacedResult
+from batch_conductor_service.consumer.pipeline import EventPipeline
+from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.health import HealthState
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import EssayPlacementProtocol
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
-from batch_conductor_service.stores.placement.postgres import PostgresEssayPlacement
-from batch_conductor_service.stores.placement.redis import RedisEssayPlacement
-from batch_conductor_service.stores.redis.keys import BatchKeys
+from batch_conductor_service.stores.memory import InMemoryEssayPlacement
+from batch_conductor_service.stores.postgres.parking import PostgresEssayPlacement
+from batch_conductor_service.stores.redis.layout import BatchKeys
+from batch_conductor_service.stores.redis.parking import RedisEssayPlacement
 from common_core.topics import Topic
-from tests.integration.stores.conftest import TTL_SECONDS, StoreUnderTest, breaker
+from tests.integration.stores.conftest import (
+    TTL_SECONDS,
+    StoreUnderTest,
+    postgres_guard,
+    redis_guard,
+)
 from tests.support import event_factory as ev
 from tests.support.consumed_message import Message
 from tests.support.recording_dlq import RecordingDlqProducer
 
 pytestmark = pytest.mark.integration
 AT = datetime(2025, 6, 21, 12, tzinfo=UTC)
+PARKED_TTL = 60
+
+
+class Clock:
+    """Seconds since the epoch, as the Redis lot scores expiries; moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Factory = Callable[..., EssayPlacementProtocol]
 
 
 @pytest.fixture(params=["memory", "redis", "redis-cluster", "postgresql"])
@@ -36,33 +58,51 @@ def placement(request: pytest.FixtureRequest, metrics: BcsMetrics) -> EssayPlace
     return _placement(request, request.param, metrics)
 
 
+@pytest.fixture(params=["memory", "redis", "postgresql"])
+def make_lot(request: pytest.FixtureRequest, metrics: BcsMetrics) -> Factory:
+    """Placements of one kind with a cap or a clock of the test's; the store's fixtures are
+    resolved here, before the test's own loop runs."""
+    _placement(request, request.param, metrics)
+    return lambda **options: _placement(request, request.param, metrics, **options)
+
+
 def _placement(
-    request: pytest.FixtureRequest, kind: str, metrics: BcsMetrics
+    request: pytest.FixtureRequest,
+    kind: str,
+    metrics: BcsMetrics,
+    max_parked: int = 1000,
+    clock: Clock | None = None,
 ) -> EssayPlacementProtocol:
     if kind == "memory":
-        return InMemoryEssayPlacement(ttl_seconds=TTL_SECONDS)
+        return InMemoryEssayPlacement(
+            TTL_SECONDS, PARKED_TTL, max_parked, metrics, clock or time.monotonic
+        )
     if kind == "postgresql":
         return PostgresEssayPlacement(
             request.getfixturevalue("pg_pool"),
+            postgres_guard(metrics),
+            metrics,
             schema=request.getfixturevalue("pg_schema"),
-            metrics=metrics,
-            breaker=breaker("postgresql"),
-            timeout_seconds=5.0,
+            parked_ttl_seconds=PARKED_TTL,
+            max_parked=max_parked,
         )
     client = request.getfixturevalue(
         "redis_cluster_client" if kind == "redis-cluster" else "redis_client"
     )
     return RedisEssayPlacement(
         client,
+        redis_guard(metrics),
+        metrics,
         ttl_seconds=TTL_SECONDS,
-        metrics=metrics,
-        breaker=breaker("redis"),
+        parked_ttl_seconds=PARKED_TTL,
+        max_parked=max_parked,
         key_prefix=request.getfixturevalue("key_prefix"),
+        clock=clock or time.time,
     )
 
 
-def result(essay_id: str, outcome: EssayOutcome = EssayOutcome.SUCCEEDED) -> UnplacedResult:
-    return UnplacedResult(str(uuid.uuid4()), essay_id, "spellcheck", outcome, AT)
+def result(essay_id: str, succeeded: bool = True) -> ParkedResult:
+    return ParkedResult(str(uuid.uuid4()), essay_id, "spellcheck", succeeded, AT)
 
 
 def ids(prefix: str, count: int) -> list[str]:
@@ -85,58 +125,108 @@ async def test_the_index_answers_which_batches_name_each_essay(
     assert await placement.batches_of([]) == {}
 
 
-async def test_kept_results_are_returned_by_essay_each_event_once(
+async def test_parked_results_are_returned_by_essay_each_event_once_until_unparked(
     placement: EssayPlacementProtocol,
 ) -> None:
     e1, e2, e3 = ids("essay", 3)
-    first, failed = result(e1), result(e2, EssayOutcome.FAILED)
-    await placement.keep([first, failed])
-    await placement.keep([first])
-    kept = await placement.kept_for([e1, e2, e3])
-    assert kept == {e1: [first], e2: [failed]}
-    assert await placement.kept_for([]) == {}
+    first, failed = result(e1), result(e2, succeeded=False)
+    assert await placement.park([first, failed]) == []
+    assert await placement.park([first]) == []
+    assert await placement.parked_for([e1, e2, e3]) == {e1: [first], e2: [failed]}
+    assert await placement.parked_for([]) == {}
+    await placement.unpark([first])
+    assert await placement.parked_for([e1, e2]) == {e2: [failed]}
 
 
-async def test_a_large_roster_is_indexed_in_one_call(placement: EssayPlacementProtocol) -> None:
+async def test_a_large_roster_is_indexed_and_read_in_one_call(
+    placement: EssayPlacementProtocol,
+) -> None:
     # Hundreds of essays: on a cluster their keys spread over every master.
     (batch,) = ids("batch", 1)
     essays = ids("essay", 300)
     await placement.index_rosters({batch: essays})
-    await placement.keep([result(e) for e in essays[::3]])
+    await placement.park([result(e) for e in essays[::3]])
     assert set((await placement.batches_of(essays)).values()) == {frozenset({batch})}
-    assert len(await placement.kept_for(essays)) == 100
+    assert len(await placement.parked_for(essays)) == 100
 
 
-async def test_redis_placement_keys_live_as_long_as_batch_state(
+async def test_a_full_lot_refuses_results_says_so_and_takes_them_again_once_room_is_made(
+    make_lot: Factory,
+) -> None:
+    placement = make_lot(max_parked=2)
+    a, b, c = (result(e) for e in ids("essay", 3))
+    assert await placement.park([a, b, c]) == [c]
+    health = (await placement.health())["parking"]
+    assert (health.state, health.detail["full"]) == (HealthState.DEGRADED, True)
+    await placement.unpark([a])
+    assert (await placement.health())["parking"].state is HealthState.OK
+    assert await placement.park([c]) == []
+
+
+async def test_parked_results_expire_and_are_counted(
+    make_lot: Factory, metrics: BcsMetrics, pg_pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    clock = Clock()
+    placement = make_lot(clock=clock)
+    old, new = result(ids("essay", 1)[0]), result(ids("essay", 1)[0])
+    await placement.park([old])
+    clock.now += PARKED_TTL + 1
+    if isinstance(placement, PostgresEssayPlacement):  # it keeps time by its server's clock
+        async with pg_pool.acquire() as conn:
+            await conn.execute(
+                f"UPDATE \"{pg_schema}\".parked_results SET expires_at = now() - interval '1 s'"
+            )
+    await placement.park([new])
+    assert await placement.parked_for([old.essay_id, new.essay_id]) == {new.essay_id: [new]}
+    expired = {"outcome": "expired"}
+    assert metrics.registry.get_sample_value("bcs_unplaced_results_total", expired) == 1
+
+
+async def test_redis_placement_keys_live_as_long_as_they_are_needed(
     redis_client: Redis, key_prefix: str, metrics: BcsMetrics
 ) -> None:
     placement = RedisEssayPlacement(
         redis_client,
+        redis_guard(metrics),
+        metrics,
         ttl_seconds=TTL_SECONDS,
-        metrics=metrics,
-        breaker=breaker("redis"),
+        parked_ttl_seconds=PARKED_TTL,
+        max_parked=10,
         key_prefix=key_prefix,
     )
     await placement.index_rosters({"b1": ["e1"]})
-    await placement.keep([result("e1")])
-    for key in (placement.batches_key("e1"), placement.results_key("e1")):
-        assert 0 < await redis_client.ttl(key) <= TTL_SECONDS
+    await placement.park([result("e1")])
+    assert 0 < await redis_client.ttl(placement.batches_key("e1")) <= TTL_SECONDS
+    assert 0 < await redis_client.ttl(placement.parked_key("e1")) <= PARKED_TTL
 
 
 def test_an_essays_keys_share_a_slot_of_their_own_not_the_batchs() -> None:
+    metrics = BcsMetrics(CollectorRegistry())
     placement = RedisEssayPlacement(
-        Redis(), ttl_seconds=1, metrics=BcsMetrics(CollectorRegistry()), breaker=breaker("redis")
+        Redis(), redis_guard(metrics), metrics, ttl_seconds=1, parked_ttl_seconds=1, max_parked=1
     )
     essay_keys = {
         key_slot(placement.batches_key("e1").encode()),
-        key_slot(placement.results_key("e1").encode()),
+        key_slot(placement.parked_key("e1").encode()),
     }
     assert len(essay_keys) == 1
-    assert key_slot(BatchKeys("bcs", "b1").events.encode()) not in essay_keys
+    assert key_slot(BatchKeys("bcs", "b1").facts.encode()) not in essay_keys
 
 
 def message(topic: str, document: dict[str, object]) -> Message:
     return Message(topic, 0, 0, orjson.dumps(document))
+
+
+def pipeline(
+    store: StoreUnderTest, placement: EssayPlacementProtocol, metrics: BcsMetrics
+) -> EventPipeline:
+    return EventPipeline(
+        store.repository, placement, RecordingDlqProducer(), metrics, max_records=100
+    )
+
+
+def placement_for(store_kind: str) -> str:
+    return {"fakeredis": "memory", "redis+postgresql": "postgresql"}.get(store_kind, store_kind)
 
 
 @pytest.mark.parametrize("order", ["result first", "roster first", "one fetch"])
@@ -146,12 +236,8 @@ async def test_a_result_naming_no_batch_lands_in_its_rosters_batch_on_each_store
     metrics: BcsMetrics,
     order: str,
 ) -> None:
-    kind = request.node.callspec.params["store"]
-    placement_kind = {"fakeredis": "memory", "redis+postgresql": "postgresql"}.get(kind, kind)
-    placement = _placement(request, placement_kind, metrics)
-    processor = EventBatchProcessor(
-        store.repository, RecordingDlqProducer(), metrics, placement=placement
-    )
+    placement = _placement(request, placement_for(request.node.callspec.params["store"]), metrics)
+    consumer = pipeline(store, placement, metrics)
     (batch,) = ids("batch", 1)
     e1, e2 = ids("essay", 2)
     results = [
@@ -165,22 +251,18 @@ async def test_a_result_naming_no_batch_lands_in_its_rosters_batch_on_each_store
         "one fetch": [results + rosters],
     }[order]
     for fetch in fetches:
-        await processor.process(FetchedBatch.of(fetch))
-    snapshot = await store.repository.get_snapshot(batch)
-    assert snapshot.succeeded_for("spellcheck") == {e1}
-    assert snapshot.failed_for("spellcheck") == {e2}
+        await consumer.handle(fetch)
+    counts = (await store.repository.counts(batch)).counts_for("spellcheck")
+    assert (counts.roster_succeeded, counts.roster_failed) == (1, 1)
+    # Placed once: nothing is left parked.
+    assert await placement.parked_for([e1, e2]) == {}
 
 
 async def test_replicas_racing_over_a_real_store_lose_no_placement(
     store: StoreUnderTest, request: pytest.FixtureRequest, metrics: BcsMetrics
 ) -> None:
-    kind = request.node.callspec.params["store"]
-    placement_kind = {"fakeredis": "memory", "redis+postgresql": "postgresql"}.get(kind, kind)
-    placement = _placement(request, placement_kind, metrics)
-    replicas = [
-        EventBatchProcessor(store.repository, RecordingDlqProducer(), metrics, placement=placement)
-        for _ in range(4)
-    ]
+    placement = _placement(request, placement_for(request.node.callspec.params["store"]), metrics)
+    replicas = [pipeline(store, placement, metrics) for _ in range(4)]
     batches = {batch: ids("essay", 5) for batch in ids("batch", 3)}
     messages = [
         message(Topic.BATCH_ESSAYS_READY, ev.ready(batch, essays))
@@ -192,12 +274,8 @@ async def test_replicas_racing_over_a_real_store_lose_no_placement(
     ]
     # Each message alone on some replica, all at once: rosters and results race.
     await asyncio.gather(
-        *(
-            replicas[i % len(replicas)].process(FetchedBatch.of([m]))
-            for i, m in enumerate(reversed(messages))
-        )
+        *(replicas[i % len(replicas)].handle([m]) for i, m in enumerate(reversed(messages)))
     )
     for batch, essays in batches.items():
-        assert (await store.repository.get_snapshot(batch)).succeeded_for("spellcheck") == set(
-            essays
-        )
+        counts = await store.repository.counts(batch)
+        assert counts.counts_for("spellcheck").roster_succeeded == len(essays)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from batch_conductor_service.domain.batch_state import EssayOutcome, RosterSource
+from batch_conductor_service.domain.batch_state import RosterSource, StepOutcome
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.postgres.schema import MIGRATIONS, ensure_schema
 from common_core.enums import BatchPhaseStatus
@@ -56,14 +56,16 @@ async def test_rosters_recorded_before_migration_2_are_still_read(
     assert [tuple(row) for row in presence] == [("b1", "registered")]
     stored = await make_record(pg_pool, version_1_schema, metrics).load("b1")
     assert stored is not None
-    assert stored.rosters == {RosterSource.REGISTERED: frozenset({"e1", "e2"})}
+    facts, version = stored
+    assert facts.rosters == {RosterSource.REGISTERED: {"e1", "e2"}}
+    assert version == 1  # one event recorded: migration 6 counts them into the version
 
 
-async def test_outcomes_recorded_before_migration_3_still_count_as_reports(
+async def test_outcomes_recorded_before_migration_6_are_kept_and_later_ones_outrank_them(
     pg_pool: asyncpg.Pool, version_1_schema: str, metrics: BcsMetrics
 ) -> None:
-    # Rows of the version-1 tables (and of a replica still on them) are reports like any other:
-    # a later success and a later batch outcome recorded now outrank them.
+    # Rows of the version-1 tables are moved into the bounded tables: a later success and a
+    # later batch outcome recorded now outrank them, and an essay's failure stays.
     s = f'"{version_1_schema}"'
     async with pg_pool.acquire() as connection:
         await connection.execute(
@@ -80,12 +82,18 @@ async def test_outcomes_recorded_before_migration_3_still_count_as_reports(
         )
         await ensure_schema(connection, version_1_schema)
     record = make_record(pg_pool, version_1_schema, metrics)
+    loaded = await record.load("b1")
+    assert loaded is not None
+    assert loaded[0].latest_outcomes() == {
+        "nlp": StepOutcome(BatchPhaseStatus.FAILED_CRITICALLY, T0)
+    }
     later = outcome("b1", "nlp", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, minutes=5)
-    await record.record_many([essays("b1", "nlp", EssayOutcome.SUCCEEDED, "e1"), later])
+    await record.record([essays("b1", "nlp", True, "e1"), later])
     stored = await record.load("b1")
     assert stored is not None
-    snapshot = stored.to_snapshot()
-    assert snapshot.failed == {"nlp": frozenset({"e2"})}
-    assert snapshot.succeeded == {"nlp": frozenset({"e1"})}
-    assert later.batch_outcome is not None
-    assert snapshot.batch_outcomes == {"nlp": later.batch_outcome}
+    facts, version = stored
+    assert facts.failed == {"nlp": {"e1", "e2"}}
+    assert facts.succeeded == {"nlp": {"e1"}}
+    assert later.outcome is not None
+    assert facts.latest_outcomes() == {"nlp": later.outcome}
+    assert version == 2

@@ -1,5 +1,5 @@
 """Redis specifics against the real server: concurrency, the WATCH retry and fallback paths,
-TTLs, and one round trip per snapshot whatever the batch size."""
+TTLs, and one round trip per read whatever the batch size."""
 
 import asyncio
 import uuid
@@ -18,20 +18,18 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome, RosterSource
+from batch_conductor_service.domain.batch_state import (
+    ApplyResult,
+    BatchChange,
+    RosterSource,
+    StepCounts,
+)
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.stores.circuit_breaker import CircuitBreaker, CircuitState
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.stores.memory import (
-    InMemoryBatchStateRepository,
-)
-from batch_conductor_service.stores.redis.repository import (
-    RedisBatchStateRepository,
-)
+from batch_conductor_service.stores.durable import DurableBatchStateRepository
+from batch_conductor_service.stores.guard import CircuitState
+from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
 from common_core.enums import BatchPhaseStatus
 from tests.integration.stores.builders import essays, outcome, roster, view
 from tests.integration.stores.conftest import (
@@ -40,18 +38,19 @@ from tests.integration.stores.conftest import (
     counting_redis,
     make_record,
     make_redis_repository,
+    redis_guard,
     rival_writes_before_every_exec,
 )
 
-OK = EssayOutcome.SUCCEEDED
-FAILED = EssayOutcome.FAILED
+OK = True
+FAILED = False
 
 
 def counter(metrics: BcsMetrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def fifty_writers(batch: str) -> list[Any]:
+def fifty_writers(batch: str) -> list[BatchChange]:
     """Essay i fails in writer i and succeeds in writer i+25 for the first 25 essays, so the
     outcome depends on every write landing."""
     changes = [essays(batch, "spellcheck", FAILED, f"e{i}") for i in range(50)]
@@ -63,12 +62,11 @@ def fifty_writers(batch: str) -> list[Any]:
 async def assert_fifty_writers_end_exact(repository: BatchStateRepositoryProtocol) -> None:
     batch = f"batch-{uuid.uuid4().hex[:8]}"
     changes = fifty_writers(batch)
-    results = await asyncio.gather(*(repository.apply(change) for change in changes))
-    assert results.count(ApplyResult.APPLIED) == len(changes)
-    snapshot = await repository.get_snapshot(batch)
-    assert len(snapshot.roster or ()) == 50
-    assert snapshot.succeeded_for("spellcheck") == {f"e{i}" for i in range(25)}
-    assert snapshot.failed_for("spellcheck") == {f"e{i}" for i in range(25, 50)}
+    results = await asyncio.gather(*(repository.apply([change]) for change in changes))
+    assert [r for (r,) in results].count(ApplyResult.APPLIED) == len(changes)
+    counts = await repository.counts(batch)
+    assert counts.roster_size == 50
+    assert counts.counts_for("spellcheck") == StepCounts(25, 25, 25, 25)
 
 
 async def test_fifty_concurrent_writers_on_one_batch_end_with_exact_counts(
@@ -76,7 +74,7 @@ async def test_fifty_concurrent_writers_on_one_batch_end_with_exact_counts(
 ) -> None:
     repository = make_redis_repository(redis_client, metrics, key_prefix)
     await assert_fifty_writers_end_exact(repository)
-    # 75 writers racing on one WATCHed key: conflicts are certain, and were retried.
+    # 76 writers racing on one WATCHed batch: conflicts are certain, and were retried.
     assert counter(metrics, "bcs_repository_atomic_retries_total", operation="apply") > 0
 
 
@@ -97,29 +95,27 @@ async def test_fifty_concurrent_writers_end_exact_with_the_postgresql_record(
 async def test_the_fallback_after_the_last_watch_conflict_loses_nothing(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repository = make_redis_repository(redis_client, metrics, key_prefix, backoff_seconds=0.001)
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
     changes = [
-        *fifty_writers(batch),
+        *fifty_writers(batch)[::5],
         outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 5),
         outcome(batch, "spellcheck", BatchPhaseStatus.FAILED_CRITICALLY, 1),
     ]
     duplicate = changes[0]
-    async with rival_writes_before_every_exec(monkeypatch, repository.keys(batch).events):
-        results = [await repository.apply(change) for change in changes]
-        assert await repository.apply(duplicate) is ApplyResult.DUPLICATE
+    async with rival_writes_before_every_exec(monkeypatch, repository.keys(batch).facts):
+        results = [(await repository.apply([change]))[0] for change in changes]
+        assert await repository.apply([duplicate]) == [ApplyResult.DUPLICATE]
     assert results == [ApplyResult.APPLIED] * len(changes)
+    fallbacks = len(changes) + 1
+    assert counter(metrics, "bcs_repository_fallback_writes_total", operation="apply") == fallbacks
+    # Four retries before each fallback.
     assert (
-        counter(metrics, "bcs_repository_fallback_writes_total", operation="apply")
-        == len(changes) + 1
-    )
-    # Four retries per change before each fallback.
-    assert counter(metrics, "bcs_repository_atomic_retries_total", operation="apply") == 4 * (
-        len(changes) + 1
+        counter(metrics, "bcs_repository_atomic_retries_total", operation="apply") == 4 * fallbacks
     )
     reference = InMemoryBatchStateRepository(ttl_seconds=TTL_SECONDS)
-    await reference.apply_many(changes)
-    assert view(await repository.get_snapshot(batch)) == view(await reference.get_snapshot(batch))
+    await reference.apply(changes)
+    assert view(await repository.counts(batch)) == view(await reference.counts(batch))
 
 
 async def test_every_key_of_a_batch_has_the_ttl(
@@ -127,7 +123,7 @@ async def test_every_key_of_a_batch_has_the_ttl(
 ) -> None:
     repository = make_redis_repository(redis_client, metrics, key_prefix)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    await repository.apply_many(
+    await repository.apply(
         [
             roster(batch, RosterSource.REGISTERED, "e1", "e2"),
             roster(batch, RosterSource.READY, "e1"),
@@ -136,8 +132,10 @@ async def test_every_key_of_a_batch_has_the_ttl(
             outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_WITH_FAILURES, 1),
         ]
     )
+    await repository.counts(batch)
     keys = [key async for key in redis_client.scan_iter(match=f"{key_prefix}:*")]
-    assert sorted(keys) == sorted(repository.keys(batch).all)
+    batch_keys = repository.keys(batch)
+    assert sorted(keys) == sorted([batch_keys.facts, batch_keys.outcomes, batch_keys.counts])
     for key in keys:
         assert f"{{{batch}}}" in key
         assert 0 < await redis_client.ttl(key) <= TTL_SECONDS
@@ -148,20 +146,23 @@ async def test_a_write_refreshes_the_ttl_of_every_key(
 ) -> None:
     repository = make_redis_repository(redis_client, metrics, key_prefix)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    await repository.apply(roster(batch, RosterSource.READY, "e1"))
-    await redis_client.expire(repository.keys(batch).roster(RosterSource.READY), 10)
-    await repository.apply(essays(batch, "spellcheck", OK, "e1"))
-    assert await redis_client.ttl(repository.keys(batch).roster(RosterSource.READY)) > 10
+    await repository.apply([roster(batch, RosterSource.READY, "e1")])
+    keys = repository.keys(batch)
+    for key in (keys.facts, keys.outcomes):
+        await redis_client.expire(key, 10)
+    await repository.apply([essays(batch, "spellcheck", OK, "e1")])
+    for key in (keys.facts, keys.outcomes):
+        assert await redis_client.ttl(key) > 10
 
 
 @pytest.mark.parametrize("essay_count", [10, 10_000])
-async def test_a_snapshot_takes_one_round_trip_whatever_the_batch_size(
+async def test_a_read_takes_one_round_trip_whatever_the_batch_size(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str, essay_count: int
 ) -> None:
     writer = make_redis_repository(redis_client, metrics, key_prefix)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
     ids = [f"essay-{i}" for i in range(essay_count)]
-    await writer.apply_many(
+    await writer.apply(
         [
             roster(batch, RosterSource.REGISTERED, *ids),
             roster(batch, RosterSource.READY, *ids),
@@ -173,12 +174,13 @@ async def test_a_snapshot_takes_one_round_trip_whatever_the_batch_size(
     )
     async with counting_redis() as counted:
         reader = make_redis_repository(counted, metrics, key_prefix)
-        CountingConnection.sends = 0
-        snapshot = await reader.get_snapshot(batch)
-        round_trips = CountingConnection.sends
-    assert len(snapshot.roster or ()) == essay_count
-    assert len(snapshot.succeeded_for("nlp")) == essay_count
-    assert round_trips == 1
+        await reader.counts("warms-the-script-cache")
+        for _ in range(2):  # counted from the facts, then from the counts they left
+            CountingConnection.sends = 0
+            counts = await reader.counts(batch)
+            assert CountingConnection.sends == 1
+    assert counts.roster_size == essay_count
+    assert counts.counts_for("nlp").roster_succeeded == essay_count
 
 
 @pytest.mark.parametrize(
@@ -190,39 +192,66 @@ async def test_redis_errors_that_mean_unavailable_open_the_breaker(
 ) -> None:
     from fakeredis import FakeAsyncRedis
 
-    async def refuse(self: Pipeline, raise_on_error: bool = True) -> Any:
+    async def refuse(*_: Any, **__: Any) -> Any:
         raise error("the server refused")
 
     monkeypatch.setattr(Pipeline, "execute", refuse)
-    breaker = CircuitBreaker("redis", failure_threshold=2, reset_seconds=60)
-    repository = RedisBatchStateRepository(
-        FakeAsyncRedis(decode_responses=True), ttl_seconds=60, metrics=metrics, breaker=breaker
+    monkeypatch.setattr(FakeAsyncRedis, "evalsha", refuse)
+    guard = redis_guard(metrics, threshold=2, reset_seconds=60)
+    repository = make_redis_repository(
+        FakeAsyncRedis(decode_responses=True), metrics, "p", guard=guard
     )
     with pytest.raises(StateStoreUnavailableError, match=error.__name__):
-        await repository.get_snapshot("b1")
+        await repository.counts("b1")
     with pytest.raises(StateStoreUnavailableError, match=error.__name__):
-        await repository.apply(essays("b1", "spellcheck", OK, "e1"))
-    assert breaker.state is CircuitState.OPEN
+        await repository.apply([essays("b1", "spellcheck", OK, "e1")])
+    assert guard.state is CircuitState.OPEN
     assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="read") == 1
     assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="apply") == 1
 
 
-async def test_a_member_that_does_not_parse_is_skipped_and_counted_not_raised(
+async def test_a_field_that_does_not_parse_is_skipped_and_counted_not_raised(
     redis_client: Redis, metrics: BcsMetrics, key_prefix: str
 ) -> None:
     repository = make_redis_repository(redis_client, metrics, key_prefix)
     batch = f"batch-{uuid.uuid4().hex[:8]}"
-    await repository.apply_many(
+    await repository.apply(
         [
             essays(batch, "spellcheck", OK, "e1"),
             outcome(batch, "nlp", BatchPhaseStatus.FAILED_CRITICALLY, 1),
         ]
     )
     keys = repository.keys(batch)
-    await redis_client.sadd(keys.succeeded, "no separator")
-    await redis_client.sadd(keys.outcomes, "nlp", "nlp\x1fnot a time\x1ffailed_critically")
-    await redis_client.sadd(keys.outcomes, "nlp\x1f2025-06-21T12:00:00+00:00\x1fno such status")
-    snapshot = await repository.get_snapshot(batch)
-    assert view(snapshot)["succeeded"] == {"spellcheck": ["e1"]}
-    assert snapshot.batch_outcomes["nlp"].status is BatchPhaseStatus.FAILED_CRITICALLY
-    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="parse") == 4
+    await redis_client.hset(keys.facts, "s:no separator", "")
+    await redis_client.zadd(keys.outcomes, {"nlp": 1, "nlp\x1fno such status": 2})
+    await redis_client.delete(keys.counts)
+    counts = await repository.counts(batch)
+    assert counts.counts_for("spellcheck") == StepCounts(succeeded=1)
+    assert counts.latest["nlp"].status is BatchPhaseStatus.FAILED_CRITICALLY
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="parse") == 3
+
+
+async def test_sixty_four_readers_of_a_large_batch_never_fail_another_batchs_read(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    large, small = (f"batch-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    ids = [f"essay-{i}" for i in range(10_000)]
+    await repository.apply(
+        [
+            roster(large, RosterSource.READY, *ids),
+            essays(large, "spellcheck", OK, *ids),
+            roster(small, RosterSource.READY, "e1"),
+            essays(small, "spellcheck", OK, "e1"),
+        ]
+    )
+    for _ in range(3):
+        # Each round the large batch's counts are gone (as after a write) and counted again.
+        await redis_client.delete(repository.keys(large).counts)
+        answers = await asyncio.gather(
+            *(repository.counts(large) for _ in range(64)),
+            *(repository.counts(small) for _ in range(16)),
+        )
+        assert {a.counts_for("spellcheck").roster_succeeded for a in answers[:64]} == {10_000}
+        assert {a.counts_for("spellcheck").roster_succeeded for a in answers[64:]} == {1}
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="read") == 0

@@ -241,3 +241,31 @@ async def test_the_last_event_time_is_the_newest_applied_whatever_the_order(
     if store.durable:
         await store.expire(batch)
         assert (await counts(store, batch)).last_event_at == newest.occurred_at
+
+
+async def test_twenty_thousand_identical_reports_leave_the_batch_as_one_did(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    first = outcome(batch, "nlp", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 0, with_id=False)
+    await apply(store, first)
+    after_one = view(await counts(store, batch))
+    repeats = [
+        outcome(batch, "nlp", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, m, with_id=False)
+        for m in range(1, 20_001)
+    ]
+    for start in range(0, len(repeats), 2_000):
+        results = await store.repository.apply(repeats[start : start + 2_000])
+        assert set(results) == {ApplyResult.DUPLICATE}
+    assert view(await counts(store, batch)) == after_one
+
+
+async def test_alternating_reports_keep_one_outcome_per_step_and_status(
+    store: StoreUnderTest,
+) -> None:
+    batch = new_batch()
+    statuses = [BatchPhaseStatus.COMPLETED_SUCCESSFULLY, BatchPhaseStatus.FAILED_CRITICALLY]
+    for minute in range(50):
+        await apply(store, outcome(batch, "nlp", statuses[minute % 2], minute, with_id=False))
+    latest = (await counts(store, batch)).latest["nlp"]
+    assert latest == StepOutcome(BatchPhaseStatus.FAILED_CRITICALLY, T0.replace(minute=49))

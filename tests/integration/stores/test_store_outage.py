@@ -11,18 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from batch_conductor_service.domain.batch_state import ApplyResult, EssayOutcome, RosterSource
+from batch_conductor_service.domain.batch_state import ApplyResult, RosterSource
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.stores.circuit_breaker import CircuitState
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.stores.factory import make_redis_client
-from batch_conductor_service.stores.redis.repository import (
-    RedisBatchStateRepository,
-)
+from batch_conductor_service.stores.durable import DurableBatchStateRepository
+from batch_conductor_service.stores.guard import CircuitState
+from batch_conductor_service.stores.redis.connection import make_redis_client
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.providers import app_container
 from batch_conductor_service.wiring.settings import Settings, load_settings
@@ -30,14 +25,14 @@ from common_core.enums import BatchPhaseStatus
 from tests.integration.stores.builders import essays, outcome, roster, view
 from tests.integration.stores.conftest import (
     DATABASE_URL,
-    TTL_SECONDS,
     OwnRedisServer,
-    breaker,
     make_record,
+    make_redis_repository,
+    redis_guard,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-OK = EssayOutcome.SUCCEEDED
+OK = True
 
 
 def outage_settings(redis: OwnRedisServer, **overrides: object) -> Settings:
@@ -61,38 +56,36 @@ def counter(metrics: BcsMetrics, name: str, **labels: str) -> float:
 async def test_reads_come_from_postgresql_while_redis_is_down_and_nothing_is_lost(
     own_redis: OwnRedisServer, pg_pool: asyncpg.Pool, pg_schema: str, metrics: BcsMetrics
 ) -> None:
-    client = make_redis_client(outage_settings(own_redis))
-    redis_breaker = breaker("redis", threshold=2, reset_seconds=0.3)
-    redis_repository = RedisBatchStateRepository(
-        client, ttl_seconds=TTL_SECONDS, metrics=metrics, breaker=redis_breaker
-    )
+    client = make_redis_client(own_redis.url, cluster=False, max_connections=8, timeout_seconds=0.5)
+    redis_breaker = redis_guard(metrics, threshold=2, reset_seconds=0.3)
+    redis_repository = make_redis_repository(client, metrics, "bcs", guard=redis_breaker)
     repository = DurableBatchStateRepository(
         redis_repository, make_record(pg_pool, pg_schema, metrics), metrics
     )
     batch = f"batch-{uuid.uuid4().hex[:8]}"
     try:
-        await repository.apply_many(
+        await repository.apply(
             [
                 roster(batch, RosterSource.READY, "e1", "e2", "e3"),
                 essays(batch, "spellcheck", OK, "e1", "e2"),
                 outcome(batch, "nlp", BatchPhaseStatus.FAILED_CRITICALLY, 1),
             ]
         )
-        before = view(await repository.get_snapshot(batch))
+        before = view(await repository.counts(batch))
 
         own_redis.stop()
-        assert view(await repository.get_snapshot(batch)) == before
+        assert view(await repository.counts(batch)) == before
         assert counter(metrics, "bcs_repository_read_fallbacks_total") == 1
         late = essays(batch, "spellcheck", OK, "e3")
         # Recorded in PostgreSQL, but not yet in Redis: the consumer must retry, not commit.
         with pytest.raises(StateStoreUnavailableError):
-            await repository.apply(late)
+            await repository.apply([late])
         with pytest.raises(StateStoreUnavailableError):
-            await repository.apply(late)
+            await repository.apply([late])
         assert redis_breaker.state is CircuitState.OPEN
         started = time.perf_counter()
         with pytest.raises(StateStoreUnavailableError, match="circuit breaker open"):
-            await repository.apply(late)
+            await repository.apply([late])
         print(
             f"apply with the circuit open failed in {1000 * (time.perf_counter() - started):.2f} ms"
         )
@@ -101,16 +94,16 @@ async def test_reads_come_from_postgresql_while_redis_is_down_and_nothing_is_los
 
         own_redis.start()  # empty: no persistence
         await asyncio.sleep(0.35)
-        after = await repository.get_snapshot(batch)
-        assert after.succeeded_for("spellcheck") == {"e1", "e2", "e3"}
-        assert view(after)["outcomes"] == before["outcomes"]
+        after = await repository.counts(batch)
+        assert after.counts_for("spellcheck").succeeded == 3
+        assert view(after)["latest"] == before["latest"]
         assert counter(metrics, "bcs_state_rebuilds_total") == 1
         # Every earlier try of `late` failed, so none was counted: this retry counts it, once.
-        assert await repository.apply(late) is ApplyResult.APPLIED
-        assert await repository.apply(late) is ApplyResult.DUPLICATE
+        assert await repository.apply([late]) == [ApplyResult.APPLIED]
+        assert await repository.apply([late]) == [ApplyResult.DUPLICATE]
         assert redis_breaker.state is CircuitState.CLOSED
         # Rebuilt in Redis: the next read does not touch PostgreSQL.
-        assert view(await repository.get_snapshot(batch)) == view(after)
+        assert view(await repository.counts(batch)) == view(after)
         assert counter(metrics, "bcs_state_rebuilds_total") == 1
     finally:
         await client.aclose()
@@ -129,7 +122,9 @@ async def define(client: object, batch: str) -> tuple[int, dict[str, object], di
 
 async def seed(app: object, batch: str) -> None:
     repository = await app_container(app).get(BatchStateRepositoryProtocol)  # type: ignore[arg-type]
-    await repository.apply(outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 1))
+    await repository.apply(
+        [outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 1)]
+    )
 
 
 async def test_without_postgresql_define_answers_503_fast_while_redis_is_down(
@@ -157,7 +152,7 @@ async def test_without_postgresql_define_answers_503_fast_while_redis_is_down(
         assert status == 503
         assert registry.get_sample_value("bcs_circuit_breaker_open", {"store": "redis"}) == 1
         health = await (await client.get("/healthz")).get_json()
-        assert health["status"] == "unhealthy"
+        assert health["status"] == "unhealthy", health
         assert health["checks"]["redis"]["circuit"] == "open"
 
         own_redis.start()

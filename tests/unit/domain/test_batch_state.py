@@ -27,7 +27,9 @@ from tests.support.change_strategies import T0, changes
 
 DONE = BatchPhaseStatus.COMPLETED_SUCCESSFULLY
 FAILED = BatchPhaseStatus.FAILED_CRITICALLY
-change_lists = st.lists(changes(event_ids=st.sampled_from([f"ev{i}" for i in range(6)])), max_size=8)
+change_lists = st.lists(
+    changes(event_ids=st.sampled_from([f"ev{i}" for i in range(6)])), max_size=8
+)
 
 
 def _distinct_by_event(items: list[BatchChange]) -> list[BatchChange]:
@@ -35,9 +37,7 @@ def _distinct_by_event(items: list[BatchChange]) -> list[BatchChange]:
     first: dict[str, BatchChange] = {}
     kept = []
     for change in items:
-        if change.event_id is None:
-            kept.append(change)
-        elif first.setdefault(change.event_id, change) is change:
+        if change.event_id is None or first.setdefault(change.event_id, change) is change:
             kept.append(change)
     return kept
 
@@ -117,7 +117,9 @@ def test_outcomes_kept_are_at_most_one_per_step_and_status() -> None:
     statuses = list(BatchPhaseStatus)
     facts = one_by_one([report(statuses[m % 3], m) for m in range(300)])
     assert len(facts.outcomes) == len(statuses)
-    assert facts.latest_outcomes()["nlp"] == StepOutcome(statuses[299 % 3], T0 + timedelta(minutes=299))
+    assert facts.latest_outcomes()["nlp"] == StepOutcome(
+        statuses[299 % 3], T0 + timedelta(minutes=299)
+    )
 
 
 def test_an_event_whose_outcome_repeats_still_keeps_its_id_for_its_redelivery() -> None:
@@ -143,9 +145,7 @@ def test_a_success_outranks_a_failure_of_the_same_essay_in_either_order() -> Non
 
 
 def test_a_ready_roster_replaces_the_registered_one_whatever_the_order() -> None:
-    ready = BatchChange(
-        "b", T0, "r", roster=frozenset({"e1"}), roster_source=RosterSource.READY
-    )
+    ready = BatchChange("b", T0, "r", roster=frozenset({"e1"}), roster_source=RosterSource.READY)
     registered = BatchChange(
         "b", T0, "g", roster=frozenset({"e1", "e2"}), roster_source=RosterSource.REGISTERED
     )

@@ -10,10 +10,16 @@ from typing import Any
 import asyncpg
 
 from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.guard import StoreGuard
-from batch_conductor_service.stores.parking import decode_parked, encode_parked, parking_health
+from batch_conductor_service.stores.parking import (
+    decode_parked,
+    encode_parked,
+    parking_health,
+    parking_unknown,
+)
 from batch_conductor_service.stores.postgres.schema import quoted_schema
 
 
@@ -124,7 +130,11 @@ class PostgresEssayPlacement:
             )
 
     async def health(self) -> dict[str, ComponentHealth]:
-        return {self.health_name: parking_health(await self._parked(), self._max_parked)}
+        try:
+            count = await self._parked()
+        except StateStoreUnavailableError as exc:
+            return {self.health_name: parking_unknown(exc)}
+        return {self.health_name: parking_health(count, self._max_parked)}
 
     async def _parked(self) -> int:
         rows = await self._run(

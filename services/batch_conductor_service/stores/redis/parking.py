@@ -12,10 +12,16 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.guard import StoreGuard
-from batch_conductor_service.stores.parking import decode_parked, encode_parked, parking_health
+from batch_conductor_service.stores.parking import (
+    decode_parked,
+    encode_parked,
+    parking_health,
+    parking_unknown,
+)
 from batch_conductor_service.stores.redis.connection import RedisClient
 from batch_conductor_service.stores.redis.layout import SEPARATOR, hash_tag
 
@@ -77,14 +83,8 @@ class RedisEssayPlacement:
             return []
 
         async def park() -> list[ParkedResult]:
-            now_ms = int(self._clock() * 1000)
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(self.lot, "-inf", now_ms)
-                pipe.zcard(self.lot)
-                expired, parked = await pipe.execute()
-            if expired:
-                self._metrics.unplaced_results.labels("expired").inc(expired)
-            room = max(0, self._max_parked - parked)
+            now_ms = await self._expire()
+            room = max(0, self._max_parked - int(await self._client.zcard(self.lot)))
             taken, refused = results[:room], list(results[room:])
             expires_ms = now_ms + self._parked_ttl * 1000
             async with self._client.pipeline(transaction=False) as pipe:
@@ -102,6 +102,7 @@ class RedisEssayPlacement:
 
     async def parked_for(self, essay_ids: Collection[str]) -> dict[str, list[ParkedResult]]:
         async def any_parked() -> int:
+            await self._expire()
             return int(await self._client.zcard(self.lot))
 
         # The lot is empty nearly always (results come after their rosters): one call then.
@@ -132,11 +133,26 @@ class RedisEssayPlacement:
             now_ms = int(self._clock() * 1000)
             return int(await self._client.zcount(self.lot, f"({now_ms}", "+inf"))
 
-        return {
-            self.health_name: parking_health(
-                await self._guard.run("health", parked), self._max_parked
-            )
-        }
+        try:
+            count = await self._guard.run("health", parked)
+        except StateStoreUnavailableError as exc:
+            return {self.health_name: parking_unknown(exc)}
+        return {self.health_name: parking_health(count, self._max_parked)}
+
+    async def _expire(self) -> int:
+        """Drops the results parked longer than their time, and counts them; returns now, in
+        the lot's milliseconds."""
+        now_ms = int(self._clock() * 1000)
+        expired = await self._client.zrangebyscore(self.lot, "-inf", now_ms)
+        if expired:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for member in expired:
+                    essay_id, _, event_id = member.rpartition(SEPARATOR)
+                    pipe.hdel(self.parked_key(essay_id), event_id)
+                pipe.zrem(self.lot, *expired)
+                await pipe.execute()
+            self._metrics.unplaced_results.labels("expired").inc(len(expired))
+        return now_ms
 
     async def _each(
         self, essays: list[str], command: str, key_of: Any, operation: str

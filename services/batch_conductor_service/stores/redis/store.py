@@ -200,6 +200,7 @@ class RedisBatchStateRepository:
                 for batch_id in batch_ids:
                     read, done = reads[batch_id], recorded[batch_id]
                     if read.damaged:
+                        self._report_lost(self.keys(batch_id))
                         behind.add(batch_id)
                     elif read.version is not None and read.version >= done.version:
                         continue  # a rebuild since brought this in already
@@ -382,47 +383,34 @@ class RedisBatchStateRepository:
         pipe.expire(keys.outcomes, self._ttl)
 
     async def _fall_back(self, changes: Sequence[BatchChange]) -> list[ApplyResult]:
-        """Redis alone, after the last rival write: each change as commands that stand alone.
-        Each adds a hash field or keeps the later score (ZADD GT), so none loses another's
-        fact. In an order where no prefix proves a step complete that the whole change does
-        not: what can only keep a step incomplete first, then the roster, failures, successes,
-        the outcomes that finish a step, and last the event id that marks the change done.
-        The repeat rule cannot be kept here: a repeated outcome moves its time forward."""
+        """Redis alone, after the last rival write: each change as commands that stand alone
+        and lose nothing (`fallback_commands`), then the event ids that mark the changes done,
+        in a second round trip so that no id is written when a fact failed to be. The repeat
+        rule cannot be kept here: a repeated outcome moves its time forward."""
         self._metrics.repository_fallbacks.labels("apply").inc()
-        results: list[ApplyResult] = []
-        for batch_id in dict.fromkeys(c.batch_id for c in changes):
+        batch_ids = list(dict.fromkeys(c.batch_id for c in changes))
+        for batch_id in batch_ids:
             await self._ensure_present(self.keys(batch_id))
-        async with self._client.pipeline(transaction=False) as opened:
-            pipe: Pipe = opened
-            id_replies: list[int | None] = []
+        async with self._client.pipeline(transaction=False) as pipe:
             for change in changes:
-                keys = self.keys(change.batch_id)
-                facts = merge([change], {}, {}).added[change.batch_id]
-                scores = outcome_scores(facts)
-                finishing = {m: t for m, t in scores.items() if m.endswith(_FINISHING)}
-                failing = {m: t for m, t in scores.items() if m not in finishing}
-                if failing:
-                    pipe.zadd(keys.outcomes, failing, gt=True)
-                for part in _in_order(facts):
-                    fields = facts_fields(part, with_event_ids=False)
-                    if fields:
-                        pipe.hset(keys.facts, mapping=fields)
-                if finishing:
-                    pipe.zadd(keys.outcomes, finishing, gt=True)
-                if change.event_id is not None:
-                    pipe.hsetnx(keys.facts, EVENT_ID + change.event_id, "")
-                    id_replies.append(len(pipe) - 1)
-                else:
-                    id_replies.append(None)
+                for command in fallback_commands(self.keys(change.batch_id), change):
+                    pipe.execute_command(*command)
+            await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:
+            with_ids = [c for c in changes if c.event_id is not None]
+            for change in with_ids:
+                pipe.hsetnx(self.keys(change.batch_id).facts, EVENT_ID + str(change.event_id), "")
+            for batch_id in batch_ids:
+                keys = self.keys(batch_id)
                 # After the facts: counts kept meanwhile are dropped, later ones saw them.
                 pipe.delete(keys.counts)
                 pipe.expire(keys.facts, self._ttl)
                 pipe.expire(keys.outcomes, self._ttl)
-            replies = await pipe.execute()
-        for reply_at in id_replies:
-            new = reply_at is None or bool(replies[reply_at])
-            results.append(ApplyResult.APPLIED if new else ApplyResult.DUPLICATE)
-        return results
+            replies = iter(await pipe.execute())
+        new = {id(c): bool(next(replies)) for c in with_ids}
+        return [
+            ApplyResult.APPLIED if new.get(id(c), True) else ApplyResult.DUPLICATE for c in changes
+        ]
 
     async def _ensure_present(self, keys: BatchKeys) -> None:
         """The fallback's first write to a batch: its two keys of facts made together (one
@@ -459,6 +447,35 @@ class RedisBatchStateRepository:
 _FINISHING = tuple(SEPARATOR + status.value for status in FINISHING_STATUSES)
 
 
+def fallback_commands(keys: BatchKeys, change: BatchChange) -> list[tuple[Any, ...]]:
+    """A change's facts as commands that each stand alone: each adds hash fields or keeps the
+    later score (ZADD GT), so none loses another's fact. In an order where no prefix proves a
+    step complete that the whole change does not: what can only keep a step incomplete first,
+    then the roster (one command: it fixes which essays must finish), failures, successes, and
+    last the outcomes that finish a step."""
+    facts = merge([change], {}, {}).added[change.batch_id]
+    scores = outcome_scores(facts)
+    finishing = {m: t for m, t in scores.items() if m.endswith(_FINISHING)}
+    failing = {m: t for m, t in scores.items() if m not in finishing}
+    commands: list[tuple[Any, ...]] = []
+    if failing:
+        commands.append(("ZADD", keys.outcomes, "GT", *_score_args(failing)))
+    for part in (
+        BatchFacts(facts.batch_id, rosters=facts.rosters),
+        BatchFacts(facts.batch_id, failed=facts.failed),
+        BatchFacts(facts.batch_id, succeeded=facts.succeeded),
+    ):
+        if fields := facts_fields(part, with_event_ids=False):
+            commands.append(("HSET", keys.facts, *(x for f in fields.items() for x in f)))
+    if finishing:
+        commands.append(("ZADD", keys.outcomes, "GT", *_score_args(finishing)))
+    return commands
+
+
+def _score_args(scores: Mapping[str, int]) -> list[Any]:
+    return [x for member, score in scores.items() for x in (score, member)]
+
+
 def _size(facts: BatchFacts) -> int:
     """About how many hash fields and members writing the facts takes."""
     ids = (*facts.rosters.values(), *facts.succeeded.values(), *facts.failed.values())
@@ -471,12 +488,3 @@ def _sizes(changes: Sequence[BatchChange]) -> dict[str, int]:
         added = 2 + len(change.roster or ()) + len(change.essays)
         sizes[change.batch_id] = sizes.get(change.batch_id, 0) + added
     return sizes
-
-
-def _in_order(facts: BatchFacts) -> list[BatchFacts]:
-    """The roster, the failures and the successes of a change, as writes in that order."""
-    return [
-        BatchFacts(facts.batch_id, rosters=facts.rosters),
-        BatchFacts(facts.batch_id, failed=facts.failed),
-        BatchFacts(facts.batch_id, succeeded=facts.succeeded),
-    ]
