@@ -143,7 +143,8 @@ class RedisEssayPlacement:
         """Drops the results parked longer than their time, and counts them; returns now, in
         the lot's milliseconds."""
         now_ms = int(self._clock() * 1000)
-        expired: list[str] = await self._client.zrangebyscore(self.lot, "-inf", now_ms)
+        # Members come back as text: the client decodes replies.
+        expired = [str(m) for m in await self._client.zrangebyscore(self.lot, "-inf", now_ms)]
         if expired:
             async with self._client.pipeline(transaction=False) as pipe:
                 for member in expired:
