@@ -3,11 +3,10 @@ from datetime import UTC, datetime
 from quart.typing import TestClientProtocol as Client
 
 from batch_conductor_service.domain.batch_state import (
-    BatchOutcome,
-    BatchStateChange,
-    EssayOutcome,
-    EssayStepOutcome,
+    BatchChange,
+    EssayResult,
     RosterSource,
+    StepOutcome,
 )
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
 from common_core.enums import BatchPhaseStatus
@@ -18,34 +17,34 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 T1 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def essay(essay_id: str, step: str, outcome: EssayOutcome) -> EssayStepOutcome:
-    return EssayStepOutcome(essay_id, step, outcome)
-
-
 async def half_done_batch() -> InMemoryBatchStateRepository:
     repository = InMemoryBatchStateRepository(ttl_seconds=3600)
-    await repository.apply_many(
+    await repository.apply(
         [
-            BatchStateChange(
-                "e1", "b1", T0, roster=frozenset({"a", "b", "c"}), roster_source=RosterSource.READY
-            ),
-            BatchStateChange(
-                "e2",
-                "b1",
-                T1,
-                essay_outcomes=(
-                    essay("a", "spellcheck", EssayOutcome.SUCCEEDED),
-                    essay("b", "spellcheck", EssayOutcome.SUCCEEDED),
-                    essay("c", "spellcheck", EssayOutcome.FAILED),
-                    essay("a", "nlp", EssayOutcome.SUCCEEDED),
-                ),
-            ),
-            BatchStateChange(
-                "e3",
+            BatchChange(
                 "b1",
                 T0,
-                batch_outcome_step="cj_assessment",
-                batch_outcome=BatchOutcome(BatchPhaseStatus.FAILED_CRITICALLY, T0),
+                "e1",
+                roster=frozenset({"a", "b", "c"}),
+                roster_source=RosterSource.READY,
+            ),
+            BatchChange(
+                "b1",
+                T1,
+                "e2",
+                essays=(
+                    EssayResult("a", "spellcheck", succeeded=True),
+                    EssayResult("b", "spellcheck", succeeded=True),
+                    EssayResult("c", "spellcheck", succeeded=False),
+                    EssayResult("a", "nlp", succeeded=True),
+                ),
+            ),
+            BatchChange(
+                "b1",
+                T0,
+                "e3",
+                outcome_step="cj_assessment",
+                outcome=StepOutcome(BatchPhaseStatus.FAILED_CRITICALLY, T0),
             ),
         ]
     )
