@@ -5,7 +5,8 @@ is measured is the route, its hooks, quart-dishka's request scope, the count rea
 lines, and nothing of Hypercorn's or the load generator's. Requests go in rounds of 2 or 8 at
 once (the count reads of a round share round trips), rounds of the service and of the floor
 app interleaved. With another checkout's code on PYTHONPATH (README, Performance) it gives that
-code's figures, for a before and after on one machine. Uses its own key prefix, removed after.
+code's figures, for a before and after on one machine (one with the same store API: the batch
+is seeded through `BatchStateRepositoryProtocol.apply`). Uses its own key prefix, removed after.
 
     .venv/bin/python bench/bench_define_cpu.py     (needs Redis; BCS_BENCH_REDIS_URL)
 """
@@ -26,21 +27,17 @@ import uvloop
 from floor_app import app as floor_app
 from prometheus_client import CollectorRegistry
 from service_process import REDIS_URL, remove_state
+from stores import seed_batch
 
-from batch_conductor_service.domain.batch_state import (
-    BatchStateChange,
-    EssayOutcome,
-    EssayStepOutcome,
-    RosterSource,
-)
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.settings import load_settings
 from huleedu_service_libs.logging_utils import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]
-SECONDS = 2.0
-ROUNDS = 3
+# BCS_BENCH_DEFINE_CPU_SECONDS and _ROUNDS make a quick run shorter.
+SECONDS = float(os.environ.get("BCS_BENCH_DEFINE_CPU_SECONDS", "2"))
+ROUNDS = int(os.environ.get("BCS_BENCH_DEFINE_CPU_ROUNDS", "3"))
 PATH = "/internal/v1/pipelines/define"
 
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -98,29 +95,6 @@ async def cpu_per_request(app: AsgiApp, body: bytes, in_flight: int) -> float:
     return (time.process_time() - cpu) / requests * 1e6
 
 
-async def seed(repository: BatchStateRepositoryProtocol, batch_id: str) -> None:
-    """A 30-essay batch: its roster and a spellcheck result per essay."""
-    essays = [f"essay-{i}" for i in range(30)]
-    now = datetime.now(UTC)
-    roster = BatchStateChange(
-        event_id=f"{batch_id}-roster",
-        batch_id=batch_id,
-        occurred_at=now,
-        roster=frozenset(essays),
-        roster_source=RosterSource.READY,
-    )
-    results = [
-        BatchStateChange(
-            event_id=f"{batch_id}-{essay}",
-            batch_id=batch_id,
-            occurred_at=now,
-            essay_outcomes=(EssayStepOutcome(essay, "spellcheck", EssayOutcome.SUCCEEDED),),
-        )
-        for essay in essays
-    ]
-    await repository.apply_many([roster, *results])
-
-
 async def measure() -> list[tuple[int, float, float]]:
     """Per number in flight: /define's and the floor app's CPU a request, in microseconds."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -139,7 +113,8 @@ async def measure() -> list[tuple[int, float, float]]:
         repository = await service.extensions["QUART_DISHKA"].container.get(
             BatchStateRepositoryProtocol
         )
-        await seed(repository, "b30")
+        # A 30-essay batch: its roster and a spellcheck result per essay.
+        await seed_batch(repository, "b30", 30)
         body = orjson.dumps({"batch_id": "b30", "requested_pipeline": "comprehensive"})
         floor_body = orjson.dumps({"batch_id": "floor", "requested_pipeline": "comprehensive"})
         rows = []

@@ -1,8 +1,10 @@
-"""Repository speed against the real Redis (and PostgreSQL when reachable): snapshot read
-latency for 10 vs 10,000 essays, and apply throughput one change at a time vs apply_many.
+"""Repository speed against the real Redis (and PostgreSQL when reachable): the counts read
+/define makes, for 10 vs 10,000 essays (the first after a write, and later ones), and apply
+throughput one change a call vs 500 a call.
 
 Prints figures only. Uses its own key prefix and schema and removes them afterwards.
-Environment: BCS_BENCH_REDIS_URL, BCS_BENCH_DATABASE_URL.
+Environment: BCS_BENCH_REDIS_URL, BCS_BENCH_DATABASE_URL; BCS_BENCH_REPOSITORY_SCALE (default
+1) scales the rounds and changes down for a quick run (0.1: a tenth).
 """
 
 import asyncio
@@ -13,64 +15,23 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import asyncpg
-from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from service_process import DATABASE_URL, REDIS_URL
+from stores import postgres_reachable, production_stores, seed_batch
 
-from batch_conductor_service.domain.batch_state import (
-    BatchStateChange,
-    EssayOutcome,
-    EssayStepOutcome,
-    RosterSource,
-)
-from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.domain.batch_state import BatchChange, EssayResult
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from batch_conductor_service.stores.circuit_breaker import CircuitBreaker
-from batch_conductor_service.stores.durable import (
-    DurableBatchStateRepository,
-)
-from batch_conductor_service.stores.postgres.record import PostgresBatchRecord
-from batch_conductor_service.stores.postgres.schema import ensure_schema
-from batch_conductor_service.stores.redis.repository import (
-    RedisBatchStateRepository,
-)
 
-REDIS_URL = os.environ.get("BCS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE_URL = os.environ.get("BCS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SCALE = float(os.environ.get("BCS_BENCH_REPOSITORY_SCALE", "1"))
 NOW = datetime.now(UTC)
 
 
-def essay_event(batch: str, essay: str, n: int) -> BatchStateChange:
-    return BatchStateChange(
-        event_id=f"{batch}-{n}",
-        batch_id=batch,
-        occurred_at=NOW,
-        essay_outcomes=(EssayStepOutcome(essay, "spellcheck", EssayOutcome.SUCCEEDED),),
-    )
+def scaled(n: int) -> int:
+    return max(1, int(n * SCALE))
 
 
-async def seed(repository: BatchStateRepositoryProtocol, batch: str, essays: int) -> None:
-    ids = [f"essay-{i}" for i in range(essays)]
-    await repository.apply_many(
-        [
-            BatchStateChange(
-                event_id=f"{batch}-roster",
-                batch_id=batch,
-                occurred_at=NOW,
-                roster=frozenset(ids),
-                roster_source=RosterSource.READY,
-            ),
-            BatchStateChange(
-                event_id=f"{batch}-outcomes",
-                batch_id=batch,
-                occurred_at=NOW,
-                essay_outcomes=tuple(
-                    EssayStepOutcome(e, step, EssayOutcome.SUCCEEDED)
-                    for e in ids
-                    for step in ("spellcheck", "nlp")
-                ),
-            ),
-        ]
+def essay_event(batch: str, essay: str, n: int) -> BatchChange:
+    return BatchChange(
+        batch, NOW, f"{batch}-{n}", essays=(EssayResult(essay, "spellcheck", succeeded=True),)
     )
 
 
@@ -83,64 +44,44 @@ async def median_ms(operation: Callable[[], Awaitable[object]], rounds: int) -> 
     return statistics.median(timings)
 
 
-async def bench(name: str, repository: BatchStateRepositoryProtocol, run: str) -> None:
+async def bench(name: str, repository: BatchStateRepositoryProtocol) -> None:
     print(f"\n{name}")
-    for essays, rounds in ((10, 300), (10_000, 20)):
+    run = uuid.uuid4().hex[:8]
+    for essays, rounds in ((10, scaled(300)), (10_000, scaled(20))):
         batch = f"{run}-read-{essays}"
-        await seed(repository, batch, essays)
-        ms = await median_ms(lambda b=batch: repository.get_snapshot(b), rounds)  # type: ignore[misc]
-        print(f"  snapshot read, {essays:>6} essays: median {ms:8.3f} ms")
-    total = 2000
+        await seed_batch(repository, batch, essays, steps=("spellcheck", "nlp"))
+        # The first read after a write derives the batch's counts; later ones read them.
+        first = await median_ms(lambda b=batch: repository.counts(b), 1)  # type: ignore[misc]
+        ms = await median_ms(lambda b=batch: repository.counts(b), rounds)  # type: ignore[misc]
+        print(
+            f"  counts read, {essays:>6} essays: first after a write {first:8.3f} ms, "
+            f"then median {ms:8.3f} ms"
+        )
+    total = scaled(2000)
     # Spread over 20 batches, as a fetched Kafka batch usually is.
     changes = [essay_event(f"{run}-w{i % 20}", f"essay-{i}", i) for i in range(total)]
     start = time.perf_counter()
     for change in changes[: total // 4]:
-        await repository.apply(change)
-    single = (total // 4) / (time.perf_counter() - start)
+        await repository.apply([change])
+    single = max(1, total // 4) / (time.perf_counter() - start)
     start = time.perf_counter()
     for offset in range(total // 4, total, 500):
-        await repository.apply_many(changes[offset : offset + 500])
+        await repository.apply(changes[offset : offset + 500])
     many = (total - total // 4) / (time.perf_counter() - start)
-    print(f"  apply one by one:        {single:10.0f} changes/s")
-    print(f"  apply_many (500/call):   {many:10.0f} changes/s")
+    print(f"  apply, one change a call:   {single:10.0f} changes/s")
+    print(f"  apply, 500 changes a call:  {many:10.0f} changes/s")
 
 
 async def main() -> None:
-    run = f"bench-{uuid.uuid4().hex[:8]}"
-    metrics = BcsMetrics(CollectorRegistry())
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    redis_repository = RedisBatchStateRepository(
-        client,
-        ttl_seconds=3600,
-        metrics=metrics,
-        breaker=CircuitBreaker("redis", 5, 10.0),
-        key_prefix=run,
-    )
-    try:
-        await bench(f"Redis ({REDIS_URL})", redis_repository, run)
-        try:
-            pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=10, timeout=2)
-        except (OSError, asyncpg.PostgresError) as exc:
-            print(f"\nRedis + PostgreSQL: skipped, {DATABASE_URL} not reachable ({exc})")
-            return
-        schema = run.replace("-", "_")
-        try:
-            async with pool.acquire() as connection:
-                await ensure_schema(connection, schema)
-            record = PostgresBatchRecord(
-                pool, schema=schema, metrics=metrics, breaker=CircuitBreaker("postgresql", 5, 10.0)
-            )
-            durable = DurableBatchStateRepository(redis_repository, record, metrics)
-            await bench("Redis + PostgreSQL record", durable, run + "-d")
-        finally:
-            async with pool.acquire() as connection:
-                await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await pool.close()
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{run}:*", count=1000)]
-        if keys:
-            await client.unlink(*keys)
-        await client.aclose()
+    async with production_stores(with_postgres=False) as (container, _):
+        await bench(f"Redis ({REDIS_URL})", await container.get(BatchStateRepositoryProtocol))
+    unreachable = await postgres_reachable()
+    if unreachable is not None:
+        print(f"\nRedis + PostgreSQL: skipped, {unreachable}")
+        return
+    async with production_stores(with_postgres=True) as (container, _):
+        repository = await container.get(BatchStateRepositoryProtocol)
+        await bench(f"Redis + PostgreSQL record ({DATABASE_URL})", repository)
 
 
 if __name__ == "__main__":

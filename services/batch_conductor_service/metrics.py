@@ -93,7 +93,7 @@ class BcsMetrics:
         )
         self.repository_read_fallbacks = Counter(
             "bcs_repository_read_fallbacks_total",
-            "Snapshot reads served by PostgreSQL because Redis could not answer.",
+            "Counts reads served by PostgreSQL because Redis could not answer.",
             registry=registry,
         )
         self.resolution_dead_letters_dropped = Counter(
@@ -104,14 +104,16 @@ class BcsMetrics:
         )
         self.state_rebuilds = Counter(
             "bcs_state_rebuilds_total",
-            "Batches whose expired Redis state was rebuilt from PostgreSQL.",
+            "Batches rebuilt in Redis from PostgreSQL (expired, evicted, or behind the record).",
             registry=registry,
         )
         self.unplaced_results = Counter(
             "bcs_unplaced_results_total",
             "Essay results that named no batch, by what became of them: parked (no roster names "
             "the essay yet; kept until one does), placed_on_arrival, placed_by_roster (a parked "
-            "result applied to a batch when its roster arrived), not_terminal.",
+            "result applied to a batch when its roster arrived), expired (parked too long), "
+            "refused (the parking lot was full: dead-lettered), failed (placed, but storing it "
+            "failed).",
             ["outcome"],
             registry=registry,
         )

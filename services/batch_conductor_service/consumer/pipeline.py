@@ -155,9 +155,10 @@ class EventPipeline:
         await self._placement.unpark(list(placed - {i.parked for i, _ in failed}))
         reason = DeadLetterReason.PROCESSING_FAILED
         poison = [Dead(i.record, reason, e, i.correlation_id) for i, e in failed if i.record]
-        for item in [*dead, *unplaceable, *poison]:
+        dead_lettered = [*dead, *unplaceable, *poison]
+        for item in dead_lettered:
             await self._dead_letter(item)
-        self._report(records, events, stored, started)
+        self._report(records, events, stored, started, {id(d.record) for d in dead_lettered})
 
     def _translate(
         self, records: Sequence[Record], received_at: datetime
@@ -306,11 +307,16 @@ class EventPipeline:
         events: Sequence[tuple[Record, Event]],
         stored: Sequence[tuple[Item, ApplyResult]],
         started: datetime,
+        dead_lettered: set[int],
     ) -> None:
-        # Per message: applied if any change it made was new; a result not yet placed is parked.
-        outcome_of: dict[int, str] = {}
+        # Per message: applied if any change it made was new; a result not yet placed is parked;
+        # a dead-lettered one is that alone (_dead_letter counted it), whatever else it did.
+        outcome_of: dict[int, str] = dict.fromkeys(dead_lettered, "dead_lettered")
         for item, result in stored:
-            if item.record is not None and outcome_of.get(id(item.record)) != "applied":
+            if item.record is not None and outcome_of.get(id(item.record)) not in (
+                "applied",
+                "dead_lettered",
+            ):
                 outcome_of[id(item.record)] = result.value
             if item.record is None and result is ApplyResult.APPLIED:
                 self._metrics.unplaced_results.labels("placed_by_roster").inc()
@@ -318,7 +324,7 @@ class EventPipeline:
             if id(record) not in outcome_of:
                 outcome_of[id(record)] = "parked" if event.said is not None else "ignored"
         for record in records:
-            if id(record) in outcome_of:
+            if id(record) in outcome_of and id(record) not in dead_lettered:
                 self._metrics.events_processed.labels(record.topic, outcome_of[id(record)]).inc()
         applied = [item.change.occurred_at for item, r in stored if r is ApplyResult.APPLIED]
         if applied:

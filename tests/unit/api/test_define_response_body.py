@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from batch_conductor_service.api.models import PipelineDefineResponse, define_response_body
-from batch_conductor_service.domain.batch_counts import BatchCounts, StepCounts
-from batch_conductor_service.domain.batch_state import BatchOutcome, RosterSource
+from batch_conductor_service.domain.batch_state import (
+    BatchCounts,
+    RosterSource,
+    StepCounts,
+    StepOutcome,
+)
 from batch_conductor_service.domain.pipelines_file import load_pipelines
-from batch_conductor_service.domain.resolution_rules import resolve
+from batch_conductor_service.domain.resolution_rules import plan, prune
 from common_core.enums import BatchPhaseStatus
 
 GRAPH = load_pipelines(Path(__file__).resolve().parents[3] / "pipelines.yaml")
@@ -25,8 +29,8 @@ STATES = [
         roster_size=3,
         roster_source=RosterSource.REGISTERED,
         steps={"spellcheck": DONE, "nlp": StepCounts(failed=2, roster_failed=2)},
-        batch_outcomes={
-            "cj_assessment": BatchOutcome(
+        latest={
+            "cj_assessment": StepOutcome(
                 BatchPhaseStatus.FAILED_CRITICALLY, datetime(2025, 1, 1, tzinfo=UTC)
             )
         },
@@ -37,7 +41,6 @@ STATES = [
 @pytest.mark.parametrize("requested", ["comprehensive", "cj_assessment", "nlp", "ai_feedback"])
 @pytest.mark.parametrize("state", STATES, ids=lambda s: s.batch_id)
 def test_the_body_is_what_the_model_dumps(requested: str, state: BatchCounts) -> None:
-    resolution = resolve(GRAPH, requested, state)
-    body = define_response_body(resolution)
-    assert body == PipelineDefineResponse.from_resolution(resolution).model_dump()
+    body = define_response_body(prune(GRAPH, plan(GRAPH, requested), state))
+    assert body == PipelineDefineResponse.model_validate(body).model_dump()
     assert list(body) == list(PipelineDefineResponse.model_fields)

@@ -6,7 +6,7 @@ from dishka import Provider, Scope
 from prometheus_client import CollectorRegistry
 
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
-from batch_conductor_service.domain.batch_state import BatchSnapshot
+from batch_conductor_service.domain.batch_state import BatchCounts
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import DlqProducerProtocol
@@ -26,7 +26,7 @@ class Buggy(InMemoryBatchStateRepository):
     def __init__(self) -> None:
         super().__init__(ttl_seconds=3600)
 
-    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+    async def counts(self, batch_id: str) -> BatchCounts:
         raise KeyError("secret internal detail")
 
 
@@ -34,7 +34,7 @@ class StoreDown(InMemoryBatchStateRepository):
     def __init__(self) -> None:
         super().__init__(ttl_seconds=3600)
 
-    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+    async def counts(self, batch_id: str) -> BatchCounts:
         raise StateStoreUnavailableError("redis", "connection refused")
 
 

@@ -1,6 +1,11 @@
+from datetime import UTC, datetime
+
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 
+from batch_conductor_service.domain.batch_state import ParkedResult
+from batch_conductor_service.protocols import EssayPlacementProtocol
+from batch_conductor_service.wiring.providers import app_container
 from tests.unit.api.test_pipeline_routes import StoreDown
 from tests.unit.conftest import AppFactory, repository_provider
 
@@ -79,3 +84,28 @@ async def test_random_methods_add_no_series_beyond_other(make_app: AppFactory) -
     assert methods == {"GET", "other"}
     assert endpoints <= {"/healthz", "unmatched"}
     assert len(series) <= 4
+
+
+async def test_a_full_parking_lot_makes_healthz_degraded_not_down(make_app: AppFactory) -> None:
+    app = make_app(MAX_PARKED_RESULTS=1)
+    async with app.test_app():
+        client = app.test_client()
+        before = await (await client.get("/healthz")).get_json()
+        placement = await app_container(app).get(EssayPlacementProtocol)
+        parked = ParkedResult("ev1", "essay-1", "spellcheck", True, datetime.now(UTC))
+        assert await placement.park([parked]) == []
+        response = await client.get("/healthz")
+    assert before["checks"]["parking"] == {
+        "status": "ok",
+        "parked_results": 0,
+        "max_parked_results": 1,
+    }
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["parking"] == {
+        "status": "degraded",
+        "parked_results": 1,
+        "max_parked_results": 1,
+        "full": True,
+    }

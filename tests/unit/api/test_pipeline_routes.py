@@ -7,12 +7,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 
-from batch_conductor_service.domain.batch_counts import BatchCounts
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
-    BatchOutcome,
-    BatchSnapshot,
-    BatchStateChange,
+    BatchChange,
+    BatchCounts,
+    StepOutcome,
 )
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.health import ComponentHealth, HealthState
@@ -26,16 +25,10 @@ DEFINE = "/internal/v1/pipelines/define"
 
 
 class StoreDown:
-    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+    async def counts(self, batch_id: str) -> BatchCounts:
         raise StateStoreUnavailableError("redis", "connection refused", retry_after_seconds=2.4)
 
-    async def get_counts(self, batch_id: str) -> BatchCounts:
-        return BatchCounts.of(await self.get_snapshot(batch_id))
-
-    async def apply(self, change: BatchStateChange) -> ApplyResult:
-        raise StateStoreUnavailableError("redis", "connection refused")
-
-    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def apply(self, changes: Sequence[BatchChange]) -> list[ApplyResult]:
         raise StateStoreUnavailableError("redis", "connection refused")
 
     async def health(self) -> dict[str, ComponentHealth]:
@@ -43,7 +36,7 @@ class StoreDown:
 
 
 class Buggy(StoreDown):
-    async def get_snapshot(self, batch_id: str) -> BatchSnapshot:
+    async def counts(self, batch_id: str) -> BatchCounts:
         raise KeyError("secret internal detail")
 
 
@@ -84,15 +77,17 @@ async def test_completed_steps_are_pruned(make_app: AppFactory) -> None:
     app = make_app()
     async with app.test_app():
         repository = await app_container(app).get(BatchStateRepositoryProtocol)
-        done = BatchOutcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY, datetime.now(UTC))
+        done = StepOutcome(BatchPhaseStatus.COMPLETED_SUCCESSFULLY, datetime.now(UTC))
         await repository.apply(
-            BatchStateChange(
-                event_id="ev1",
-                batch_id="b1",
-                occurred_at=datetime.now(UTC),
-                batch_outcome_step="spellcheck",
-                batch_outcome=done,
-            )
+            [
+                BatchChange(
+                    "b1",
+                    datetime.now(UTC),
+                    event_id="ev1",
+                    outcome_step="spellcheck",
+                    outcome=done,
+                )
+            ]
         )
         response = await app.test_client().post(
             DEFINE, json={"batch_id": "b1", "requested_pipeline": "cj_assessment"}
@@ -108,15 +103,15 @@ async def test_empty_pipeline_when_everything_is_done(make_app: AppFactory) -> N
     app = make_app()
     async with app.test_app():
         repository = await app_container(app).get(BatchStateRepositoryProtocol)
-        done = BatchOutcome(BatchPhaseStatus.COMPLETED_WITH_FAILURES, datetime.now(UTC))
-        await repository.apply_many(
+        done = StepOutcome(BatchPhaseStatus.COMPLETED_WITH_FAILURES, datetime.now(UTC))
+        await repository.apply(
             [
-                BatchStateChange(
+                BatchChange(
+                    "b1",
+                    datetime.now(UTC),
                     event_id=f"ev-{step}",
-                    batch_id="b1",
-                    occurred_at=datetime.now(UTC),
-                    batch_outcome_step=step,
-                    batch_outcome=done,
+                    outcome_step=step,
+                    outcome=done,
                 )
                 for step in ("spellcheck", "nlp")
             ]

@@ -16,6 +16,8 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         "BCS_KAFKA_BOOTSTRAP_SERVERS",
         "BCS_REDIS_URL",
         "BCS_REDIS_TTL_SECONDS",
+        "BCS_PARKED_RESULT_TTL_SECONDS",
+        "BCS_MAX_PARKED_RESULTS",
     ]:
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
@@ -28,6 +30,8 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.KAFKA_BOOTSTRAP_SERVERS == "localhost:9092"
     assert settings.REDIS_URL == "redis://localhost:6379"
     assert settings.REDIS_TTL_SECONDS == 604800
+    assert settings.PARKED_RESULT_TTL_SECONDS == 86400
+    assert settings.MAX_PARKED_RESULTS == 100_000
     assert Path("pipelines.yaml") == settings.PIPELINES_PATH
 
 
@@ -54,6 +58,8 @@ def test_values_come_from_bcs_variables(monkeypatch: pytest.MonkeyPatch) -> None
         ("BCS_REDIS_TTL_SECONDS", "0"),
         ("BCS_HTTP_TIMEOUT", "-1"),
         ("BCS_MAX_REQUEST_BYTES", "10"),
+        ("BCS_PARKED_RESULT_TTL_SECONDS", "0"),
+        ("BCS_MAX_PARKED_RESULTS", "none"),
     ],
 )
 def test_invalid_value_is_reported_naming_the_variable(

@@ -6,7 +6,7 @@ from dishka import Provider, Scope
 from quart.testing.app import LifespanError
 from structlog.testing import capture_logs
 
-from batch_conductor_service.consumer.fetch_loop import EventConsumer
+from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.wiring.providers import app_container
 from batch_conductor_service.wiring.shutdown import CONSUMER_SHARE, ShutdownBudget
 from tests.unit.conftest import AppFactory
