@@ -91,8 +91,8 @@ async def test_inspection_shows_roster_steps_outcomes_and_last_event(
     # The same evidence /define gives for the same batch.
     summary = (await define.get_json())["analysis_summary"]
     assert f"Pruned spellcheck: {steps['spellcheck']['reason']}." in summary
-    assert f"Nlp is not complete: {steps['nlp']['reason']}." in summary
-    assert f"Cj_assessment is not complete: {steps['cj_assessment']['reason']}." in summary
+    assert f"nlp is not complete: {steps['nlp']['reason']}." in summary
+    assert f"cj_assessment is not complete: {steps['cj_assessment']['reason']}." in summary
 
 
 async def test_unknown_batch_is_a_404_with_a_json_body(client: Client) -> None:
