@@ -2,21 +2,24 @@
 
 Talks to a running service: the broker at BCS_KAFKA_BOOTSTRAP_SERVERS and the API at
 BCS_DEMO_URL when set, else the broker and service the running `bcs-dev` started (it writes
-them to BCS_DEV_STATE_FILE), else 127.0.0.1:19092 and http://127.0.0.1:4002.
+them to BCS_DEV_STATE_FILE), else localhost:9092 and http://127.0.0.1:4002.
 """
 
+import argparse
 import asyncio
 import json
 import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from batch_conductor_service.cli.commands import installed_version
 from batch_conductor_service.cli.targets import (
     consumer_group_id,
     internal_api_headers,
@@ -132,7 +135,27 @@ async def run(bootstrap: str, base_url: str, group_id: str) -> int:
     return 0 if after["final_pipeline"] == ["cj_assessment"] else 1
 
 
-def main() -> None:
+DESCRIPTION = """\
+Publishes one sample batch's events (registered, ready, a spellcheck result for every essay)
+to a running service and shows its /define answer for cj_assessment before and after:
+spellcheck pruned. It talks to the broker of BCS_KAFKA_BOOTSTRAP_SERVERS and the service at
+BCS_DEMO_URL when set, else to those the running bcs-dev started (BCS_DEV_STATE_FILE, default
+.bcs-dev.json), else to the service's defaults: localhost:9092 and http://127.0.0.1:4002."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcs-demo",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # Before anything else: --help and --version answer without starting anything.
+    build_parser().parse_args(argv)
     try:
         bootstrap, base_url = kafka_bootstrap_servers(), service_url()
     except SettingsError as exc:

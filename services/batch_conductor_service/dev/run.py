@@ -6,12 +6,15 @@ BCS_REDIS_URL), it selects the in-memory one. The service itself is started unch
 stopped before the broker it uses.
 """
 
+import argparse
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from types import FrameType
 
 from batch_conductor_service import SERVICE_NAME
+from batch_conductor_service.cli.commands import installed_version
 from batch_conductor_service.cli.serve import EXIT_BAD_SETTING, serve_main
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker
 from batch_conductor_service.dev.settings import DevSettings, load_dev_settings
@@ -22,6 +25,25 @@ from huleedu_service_libs.logging_utils import configure_logging, get_logger
 _REPOSITORY_CHOICES = ("BCS_USE_MOCK_REPOSITORY", "BCS_ENVIRONMENT", "BCS_REDIS_URL")
 
 logger = get_logger("batch_conductor_service.dev")
+
+
+DESCRIPTION = """\
+The service (`bcs`) with everything a newcomer lacks. Unless BCS_KAFKA_BOOTSTRAP_SERVERS is set,
+it starts the bundled Kafka-compatible broker on BCS_DEV_BROKER_PORT (default 19092; another
+free port when that one is taken; 0 for any) and stops it on exit. Unless BCS_USE_MOCK_REPOSITORY,
+BCS_ENVIRONMENT or BCS_REDIS_URL is set, it keeps batch state in memory. It writes the broker
+and service it started to BCS_DEV_STATE_FILE (default .bcs-dev.json), where bcs-demo and bcs
+find them. Every other BCS_* variable is the service's own (README.md, "Settings")."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcs-dev",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    return parser
 
 
 def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
@@ -46,7 +68,9 @@ def _start_broker(dev: DevSettings) -> EmbeddedBroker:
     return broker
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    # Before anything else: --help and --version answer without starting anything.
+    build_parser().parse_args(argv)
     try:
         dev = load_dev_settings()
     except SettingsError as exc:
