@@ -136,3 +136,27 @@ def test_a_killed_bcs_dev_leaves_no_broker_behind(dev_service: RunningService) -
             break
         time.sleep(0.05)
     assert process_is_gone(broker_pid)
+
+
+def test_a_second_bcs_dev_on_the_taken_port_leaves_the_first_ones_state_file(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    """A second `make run` while one runs: it fails on the port, and `make demo` still finds
+    the first one."""
+    state_file = tmp_path / "bcs-dev.json"
+    first = state_file.read_text()
+    port = dev_service.base_url.rsplit(":", 1)[1]
+    second = run_tool(
+        [str(BIN / "bcs-dev")],
+        {
+            "BCS_DEV_BROKER_PORT": "0",
+            "BCS_DEV_STATE_FILE": str(state_file),
+            "BCS_HTTP_HOST": "127.0.0.1",
+            "BCS_HTTP_PORT": port,
+        },
+    )
+    assert second.returncode == 2
+    assert f"bcs: port {port} is already in use" in second.stderr
+    assert state_file.read_text() == first
+    demo = run_tool([str(BIN / "bcs-demo")], {"BCS_DEV_STATE_FILE": str(state_file)})
+    assert demo.returncode == 0, demo.stdout + demo.stderr

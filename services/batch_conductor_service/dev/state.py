@@ -17,6 +17,16 @@ class DevRunState:
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
 
+    def remove(self, path: Path) -> None:
+        """Removes the file while it still holds this state: one that another bcs-dev wrote
+        since is that one's to remove."""
+        try:
+            written = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if written == asdict(self):
+            path.unlink(missing_ok=True)
+
     @classmethod
     def read(cls, path: Path) -> "DevRunState | None":
         """The state of a bcs-dev that is still running; None for no file, an unreadable one,
