@@ -4,8 +4,10 @@ found through bcs-dev's state file as an operator at the same machine would."""
 import asyncio
 import json
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +239,57 @@ def test_inspect_sends_the_internal_api_key_the_service_requires(tmp_path: Path)
         stop_if_running(service)
     assert with_key.stderr.startswith("bcs: 404 batch_not_found")
     assert without_key.stderr.startswith("bcs: 401 unauthorized")
+
+
+def test_a_planted_dev_state_file_sends_nothing_to_the_address_it_names(tmp_path: Path) -> None:
+    """A `.bcs-dev.json` that no bcs-dev of yours wrote (here naming pid 1, which runs and is
+    no bcs-dev) must not receive the internal API key: the commands ask to be told instead."""
+    received: list[dict[str, str]] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(dict(self.headers))
+            body = json.dumps({"error": "batch_not_found", "detail": "none here"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    state_file = tmp_path / "planted.json"
+    state_file.write_text(
+        json.dumps(
+            {"pid": 1, "broker_pid": None, "bootstrap_servers": "127.0.0.1:1", "service_url": url}
+        )
+    )
+    env = {"BCS_DEV_STATE_FILE": str(state_file), "BCS_INTERNAL_API_KEY": "s3cret-ops-key"}
+    try:
+        inspected = run_tool([str(BIN / "bcs"), "inspect", "b1"], env)
+        listed = run_tool([str(BIN / "bcs"), "dlq", "list", SPELLCHECK], env)
+        demo = run_tool([str(BIN / "bcs-demo")], env)
+        told = run_tool([str(BIN / "bcs"), "inspect", "b1", "--url", url], env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    refused = f"not using {state_file}: its pid 1 cannot be a bcs-dev"
+    assert (inspected.returncode, inspected.stderr) == (
+        2,
+        f"bcs: {refused}; pass --url (or set BCS_DEMO_URL)\n",
+    )
+    assert (listed.returncode, listed.stderr) == (
+        1,
+        f"bcs: {refused}; pass --bootstrap-servers (or set BCS_KAFKA_BOOTSTRAP_SERVERS)\n",
+    )
+    assert (demo.returncode, demo.stderr) == (
+        2,
+        f"bcs-demo: {refused}; set BCS_DEMO_URL and BCS_KAFKA_BOOTSTRAP_SERVERS\n",
+    )
+    # Only the command told where to go went there.
+    assert told.stderr.startswith("bcs: 404 batch_not_found")
+    assert len(received) == 1

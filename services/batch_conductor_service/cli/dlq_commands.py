@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from batch_conductor_service.cli.targets import kafka_bootstrap_servers
+from batch_conductor_service.cli.targets import TargetUnknownError, kafka_bootstrap_servers
 from batch_conductor_service.dead_letter.reader import (
     DeadLetterEntry,
     DeadLetterTopicMissingError,
@@ -79,10 +79,14 @@ class KafkaUnreachableError(Exception):
     pass
 
 
+# What ends a command with one line on stderr.
+_COMMAND_ERRORS = (KafkaError, OSError, SettingsError, TargetUnknownError, KafkaUnreachableError)
+
+
 def run_list(args: argparse.Namespace) -> int:
     try:
         _, entries = _read(args, Selection(reasons=frozenset(args.reason)))
-    except (KafkaError, OSError, SettingsError, KafkaUnreachableError) as exc:
+    except _COMMAND_ERRORS as exc:
         return _failed(exc)
     if args.json:
         print(json.dumps([entry_as_json(entry) for entry in entries], indent=2))
@@ -113,7 +117,7 @@ def run_replay(args: argparse.Namespace) -> int:
             )
             return 0
         sent = asyncio.run(replay(bootstrap, args.topic, items))
-    except (KafkaError, OSError, SettingsError, KafkaUnreachableError) as exc:
+    except _COMMAND_ERRORS as exc:
         return _failed(exc)
     print(f"replayed {sent} of {len(items)} selected record(s) to {args.topic}")
     return 0

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from batch_conductor_service.cli.commands import installed_version
 from batch_conductor_service.cli.targets import (
+    TargetUnknownError,
     consumer_group_id,
     internal_api_headers,
     kafka_bootstrap_servers,
@@ -156,9 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     # Before anything else: --help and --version answer without starting anything.
     build_parser().parse_args(argv)
+    instead = "set BCS_DEMO_URL and BCS_KAFKA_BOOTSTRAP_SERVERS"
     try:
-        bootstrap, base_url = kafka_bootstrap_servers(), service_url()
-    except SettingsError as exc:
+        bootstrap = kafka_bootstrap_servers(instead=instead)
+        base_url = service_url(instead=instead)
+    except (SettingsError, TargetUnknownError) as exc:
         print(f"bcs-demo: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
