@@ -207,11 +207,33 @@ def test_unknown_batch_and_empty_dead_letter_topic(
     code, _, err = bcs(tmp_path, "inspect", "never-seen")
     assert code == 1
     assert err.startswith("bcs: 404 batch_not_found: BCS holds no state for batch 'never-seen'")
-    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic")
-    assert code == 0
-    assert out.strip() == "no.such.topic.DLQ: no dead-letter records"
-    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic", "--json")
-    assert json.loads(out) == []
+    # A topic BCS dead-letters from, with nothing dead-lettered yet.
+    for topic in (SPELLCHECK, Topic.PIPELINE_RESOLUTION.value):
+        code, out, _ = bcs(tmp_path, "dlq", "list", topic)
+        assert code == 0
+        assert out.strip() == f"{topic}.DLQ: no dead-letter records"
+        code, out, _ = bcs(tmp_path, "dlq", "list", topic, "--json")
+        assert json.loads(out) == []
+
+
+def test_a_topic_bcs_never_dead_letters_is_an_error_naming_the_topics_there(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    asyncio.run(publish(bootstrap, [(dlq_topic(SPELLCHECK), dead_letter(b"{}", 0))]))
+    for command in (["list"], ["list", "--json"], ["replay", "--dry-run"]):
+        code, out, err = bcs(
+            tmp_path, "dlq", command[0], "huleedu.essay.spelcheck.completed.v1", *command[1:]
+        )
+        assert code == 1
+        assert out == ""
+        (line,) = err.splitlines()
+        assert line.startswith(
+            "bcs: BCS dead-letters nothing from huleedu.essay.spelcheck.completed.v1, and the "
+            f"broker at {bootstrap} has no huleedu.essay.spelcheck.completed.v1.DLQ. "
+            f"Dead-lettered topics there: {SPELLCHECK}. Topics BCS dead-letters from: "
+        )
+        assert Topic.PIPELINE_RESOLUTION.value in line
 
 
 def test_commands_say_plainly_when_nothing_answers(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from batch_conductor_service.cli.targets import TargetUnknownError, kafka_bootstrap_servers
+from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.reader import (
     DeadLetterEntry,
     DeadLetterTopicMissingError,
@@ -19,7 +20,10 @@ from batch_conductor_service.dead_letter.reader import (
 )
 from batch_conductor_service.dead_letter.replay import ReplayItem, plan_replay, replay
 from batch_conductor_service.wiring.settings import SettingsError
-from common_core.topics import dlq_topic
+from common_core.topics import Topic, dlq_topic
+
+# Whose dead-letter topics BCS writes: what it consumes, and its failed /define requests.
+DEAD_LETTERED_TOPICS = (*CONSUMED_TOPICS, Topic.PIPELINE_RESOLUTION.value)
 
 
 def register(commands: Any) -> None:
@@ -68,7 +72,15 @@ def _read(args: argparse.Namespace, selection: Selection) -> tuple[str, list[Dea
     bootstrap = kafka_bootstrap_servers(args.bootstrap_servers)
     try:
         entries = asyncio.run(read_dead_letters(bootstrap, args.topic))
-    except DeadLetterTopicMissingError:
+    except DeadLetterTopicMissingError as missing:
+        if args.topic not in DEAD_LETTERED_TOPICS:
+            # Most likely a typo: "no records" would hide it.
+            raise UnknownTopicError(
+                f"BCS dead-letters nothing from {args.topic}, and the broker at {bootstrap} "
+                f"has no {dlq_topic(args.topic)}. Dead-lettered topics there: "
+                f"{', '.join(missing.dead_lettered) or 'none'}. Topics BCS dead-letters from: "
+                f"{', '.join(DEAD_LETTERED_TOPICS)}"
+            ) from None
         entries = []
     except (KafkaError, OSError) as exc:
         raise KafkaUnreachableError(f"cannot read from Kafka at {bootstrap}: {exc}") from exc
@@ -79,8 +91,19 @@ class KafkaUnreachableError(Exception):
     pass
 
 
+class UnknownTopicError(Exception):
+    """Neither a topic BCS dead-letters from nor one with a dead-letter topic on the broker."""
+
+
 # What ends a command with one line on stderr.
-_COMMAND_ERRORS = (KafkaError, OSError, SettingsError, TargetUnknownError, KafkaUnreachableError)
+_COMMAND_ERRORS = (
+    KafkaError,
+    OSError,
+    SettingsError,
+    TargetUnknownError,
+    KafkaUnreachableError,
+    UnknownTopicError,
+)
 
 
 def run_list(args: argparse.Namespace) -> int:

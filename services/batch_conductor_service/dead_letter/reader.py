@@ -9,11 +9,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from common_core.events import DeadLetterRecord
-from common_core.topics import dlq_topic
+from common_core.topics import DLQ_SUFFIX, dlq_topic
 
 
 class DeadLetterTopicMissingError(LookupError):
-    """The broker has no such dead-letter topic: nothing was ever dead-lettered from it."""
+    """The broker has no such dead-letter topic: nothing was ever dead-lettered from it.
+    `dead_lettered` names the topics whose dead-letter topics it has."""
+
+    def __init__(self, name: str, dead_lettered: list[str]) -> None:
+        super().__init__(f"the broker has no topic {name}")
+        self.dead_lettered = dead_lettered
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +83,13 @@ async def read_dead_letters(
         await consumer.start()
         # topics() asks the broker (without creating anything); partitions_for_topic then
         # reads the metadata it brought.
-        partitions = (
-            consumer.partitions_for_topic(name) if name in await consumer.topics() else None
-        )
+        topics = await consumer.topics()
+        partitions = consumer.partitions_for_topic(name) if name in topics else None
         if not partitions:
-            raise DeadLetterTopicMissingError(f"the broker has no topic {name}")
+            dead_lettered = sorted(
+                t.removesuffix(DLQ_SUFFIX) for t in topics if t.endswith(DLQ_SUFFIX)
+            )
+            raise DeadLetterTopicMissingError(name, dead_lettered)
         assigned = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
