@@ -1,5 +1,5 @@
-"""Reads every record of a dead-letter topic, from its first offset to the end as it was when
-reading began, without a consumer group: looking commits nothing and moves nobody's offsets."""
+"""Reads every record of a dead-letter topic, from its first offset to its end, without a
+consumer group: looking commits nothing and moves nobody's offsets."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,7 +68,10 @@ def parse_entry(
 
 
 async def read_dead_letters(
-    bootstrap_servers: str, topic: str, request_timeout_seconds: float = 10.0
+    bootstrap_servers: str,
+    topic: str,
+    request_timeout_seconds: float = 10.0,
+    idle_seconds: float = 1.0,
 ) -> list[DeadLetterEntry]:
     """Every record of `topic`'s dead-letter topic, by partition then offset."""
     name = dlq_topic(topic)
@@ -93,29 +96,31 @@ async def read_dead_letters(
         assigned = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        return await _read_until(consumer, ends, timeout_ms)
+        return await _read_to_the_end(consumer, assigned, timeout_ms, int(idle_seconds * 1000))
     finally:
         await consumer.stop()
 
 
-async def _read_until(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], timeout_ms: int
+async def _read_to_the_end(
+    consumer: AIOKafkaConsumer, assigned: list[TopicPartition], timeout_ms: int, idle_ms: int
 ) -> list[DeadLetterEntry]:
+    """The end offsets the broker reports are only a floor: the bundled broker (Tansu) reports
+    the base offset of a partition's last batch plus one, so records sent together count as
+    one. Once they are reached, fetching goes on until a fetch brings nothing for `idle_ms`."""
+    ends = await consumer.end_offsets(assigned)
     entries: list[DeadLetterEntry] = []
-    pending = {tp for tp, end in ends.items() if end > 0}
-    while pending:
-        fetched = await consumer.getmany(*pending, timeout_ms=timeout_ms)
+    while True:
+        reached = all([await consumer.position(tp) >= ends[tp] for tp in assigned])
+        fetched = await consumer.getmany(*assigned, timeout_ms=idle_ms if reached else timeout_ms)
         if not fetched:
+            if reached:
+                break
             raise TimeoutError(f"no records arrived within {timeout_ms} ms")
         for tp, messages in fetched.items():
-            for message in messages:
-                if message.offset < ends[tp]:
-                    entries.append(
-                        parse_entry(tp.partition, message.offset, message.timestamp, message.value)
-                    )
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
+            entries.extend(
+                parse_entry(tp.partition, message.offset, message.timestamp, message.value)
+                for message in messages
+            )
     return sorted(entries, key=lambda entry: (entry.partition, entry.offset))
 
 
