@@ -18,7 +18,12 @@ from batch_conductor_service.dead_letter.reader import (
     read_dead_letters,
     select,
 )
-from batch_conductor_service.dead_letter.replay import ReplayItem, plan_replay, replay
+from batch_conductor_service.dead_letter.replay import (
+    ReplayItem,
+    payload_matches_digest,
+    plan_replay,
+    replay,
+)
 from batch_conductor_service.wiring.settings import SettingsError
 from common_core.topics import Topic, dlq_topic
 
@@ -169,6 +174,8 @@ def entry_as_line(entry: DeadLetterEntry) -> str:
     error = " ".join(record.error.split())
     if record.original_payload_truncated:
         error += " [payload truncated: not replayable]"
+    elif not payload_matches_digest(record):
+        error += " [payload does not match its sha256: not replayable]"
     return f"{position:<10} {when:<20} {record.reason!s:<26} {original:<12} {error}"
 
 
