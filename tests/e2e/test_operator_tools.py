@@ -315,3 +315,41 @@ def test_a_planted_dev_state_file_sends_nothing_to_the_address_it_names(tmp_path
     # Only the command told where to go went there.
     assert told.stderr.startswith("bcs: 404 batch_not_found")
     assert len(received) == 1
+
+
+def test_replaying_poison_that_fails_again_leaves_one_record_per_message(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    """Each replay's messages fail as before; their records stay, and none is added."""
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    poison = [(SPELLCHECK, f"not json {i}".encode()) for i in range(3)]
+    asyncio.run(publish(bootstrap, poison))
+
+    def listed() -> list[dict[str, Any]]:
+        code, out, err = bcs(tmp_path, "dlq", "list", SPELLCHECK, "--json")
+        assert code == 0, err
+        records: list[dict[str, Any]] = json.loads(out)
+        return records
+
+    first = until(lambda: (found := listed()) and len(found) == 3 and found, "3 dead-lettered")
+
+    def failed_again(times: int) -> bool:
+        _, _, body = dev_service.request("GET", "/metrics")
+        line = f'bcs_events_processed_total{{event_type="{SPELLCHECK}",outcome="replay_failed"}}'
+        return f"{line} {float(times)}" in body.decode()
+
+    for replayed in (1, 2):
+        code, out, _ = bcs(tmp_path, "dlq", "replay", SPELLCHECK)
+        assert code == 0
+        assert out.splitlines()[-1] == f"replayed 3 of 3 selected record(s) to {SPELLCHECK}"
+        until(lambda n=replayed: failed_again(3 * n), f"replay {replayed} fails again")
+        assert listed() == first
+    logged = [
+        line
+        for line in dev_service.log_lines()
+        if line.get("event") == "replayed_event_failed_again"
+    ]
+    dlq = dlq_topic(SPELLCHECK)
+    assert sorted(line["dead_letter_record"] for line in logged) == sorted(
+        2 * [f"{dlq}/{r['partition']}/{r['offset']}" for r in first]
+    )

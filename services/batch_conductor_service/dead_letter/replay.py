@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from batch_conductor_service.dead_letter.reader import DeadLetterEntry
+from batch_conductor_service.dead_letter.replay_origin import replay_header
 from common_core.events import DeadLetterRecord
+from common_core.topics import dlq_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +75,17 @@ def _truncated(record: DeadLetterRecord) -> str:
 
 
 async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]) -> int:
-    """Publishes the replayable items in DLQ order; returns how many were sent."""
-    sendable = [item.payload for item in items if item.payload is not None]
+    """Publishes the replayable items in DLQ order, each naming the record it came from (so
+    that one failing again is not dead-lettered twice); returns how many were sent."""
+    sendable = [item for item in items if item.payload is not None]
     if not sendable:
         return 0
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     try:
         await producer.start()
-        for payload in sendable:
-            await producer.send_and_wait(topic, payload)
+        for item in sendable:
+            origin = replay_header(dlq_topic(topic), item.entry.partition, item.entry.offset)
+            await producer.send_and_wait(topic, item.payload, headers=[origin])
     finally:
         await producer.stop()
     return len(sendable)
