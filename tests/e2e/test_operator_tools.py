@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -353,3 +354,27 @@ def test_replaying_poison_that_fails_again_leaves_one_record_per_message(
     assert sorted(line["dead_letter_record"] for line in logged) == sorted(
         2 * [f"{dlq}/{r['partition']}/{r['offset']}" for r in first]
     )
+
+
+def test_a_batch_id_with_slashes_is_inspected_through_the_service_process(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    run = time.time_ns()
+    batch_ids = [f"ops/{run}", f"/{run}/lead", f"x//{run}/", f"{run}/../y", f"{run}/a b?#%2F", ".."]
+    asyncio.run(
+        publish(bootstrap, [(t.value, v) for b in batch_ids for t, v in sample_batch(b)[:2]])
+    )
+    for batch_id in batch_ids:
+
+        def inspected(batch_id: str = batch_id) -> dict[str, Any]:
+            code, out, _ = bcs(tmp_path, "inspect", batch_id, "--json")
+            return json.loads(out) if code == 0 else {}
+
+        shown = until(inspected, f"{batch_id!r} is inspected")
+        assert (shown["batch_id"], shown["roster"]) == (batch_id, {"size": 3, "source": "ready"})
+        for safe in ("", "/"):
+            status, _, body = dev_service.request(
+                "GET", "/internal/v1/batches/" + quote(batch_id, safe=safe)
+            )
+            assert (status, json.loads(body)["batch_id"]) == (200, batch_id), (batch_id, safe)
