@@ -213,3 +213,29 @@ def test_the_demo_says_at_once_that_the_store_is_down(tmp_path: Path, stores: st
     assert line.startswith("bcs-demo: the service cannot store events: its store is down: redis (")
     assert "Connection refused" in line
     assert line.endswith(f"; see {service.base_url}/healthz")
+
+
+def test_a_refused_define_is_shown_in_the_services_own_words(tmp_path: Path) -> None:
+    """Not "is the service running?": it is, and says why it refuses."""
+    service = start_service(
+        [str(BIN / "bcs")],
+        {
+            "BCS_USE_MOCK_REPOSITORY": "true",
+            "BCS_KAFKA_CONSUMER_ENABLED": "false",
+            "BCS_INTERNAL_API_KEY": "the-service-key",
+        },
+        free_port(),
+        tmp_path / "service.log",
+    )
+    try:
+        demo = run_tool(
+            [str(BIN / "bcs-demo")],
+            {"BCS_DEMO_URL": service.base_url, "BCS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        )
+    finally:
+        stop_if_running(service)
+    assert demo.returncode == 1
+    (line,) = demo.stderr.splitlines()
+    assert line.startswith(
+        f"bcs-demo: {service.base_url}/internal/v1/pipelines/define answered 401 unauthorized: "
+    )
