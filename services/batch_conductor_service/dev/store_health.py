@@ -51,6 +51,5 @@ def raise_if_store_down(health: dict[str, Any], base_url: str) -> None:
     outage = store_outage(health)
     if outage is not None:
         raise StoreOutageError(
-            f"the service cannot store events: its store is down: {outage}; "
-            f"see {base_url}/healthz"
+            f"the service cannot store events: its store is down: {outage}; see {base_url}/healthz"
         )
