@@ -68,6 +68,8 @@ class DlqProducerProtocol(Protocol):
         partition: int | None = None,
         offset: int | None = None,
         correlation_id: str | None = None,
+        # The failed message's headers: one replayed from a DLQ record gets no second record.
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> None: ...
 
 

@@ -1,5 +1,6 @@
 """A DlqProducerProtocol that keeps what it is sent, and can be made to fail."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batch_conductor_service.errors import DeadLetterUnavailableError
@@ -31,6 +32,7 @@ class RecordingDlqProducer:
         partition: int | None = None,
         offset: int | None = None,
         correlation_id: str | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> None:
         if self.failing:
             raise DeadLetterUnavailableError("switched off by the test")

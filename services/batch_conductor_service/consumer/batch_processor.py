@@ -209,6 +209,7 @@ class EventBatchProcessor:
             partition=message.partition,
             offset=message.offset,
             correlation_id=error.correlation_id,
+            headers=message.headers,
         )
         self._metrics.dlq_records.labels(message.topic, error.reason.value).inc()
         self._metrics.events_processed.labels(message.topic, "dead_lettered").inc()

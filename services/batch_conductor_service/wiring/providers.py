@@ -64,12 +64,15 @@ class ConsumerProvider(Provider):
     scope = Scope.APP
 
     @provide
-    async def dead_letters(self, settings: Settings) -> AsyncIterator[DlqProducerProtocol]:
+    async def dead_letters(
+        self, settings: Settings, metrics: BcsMetrics
+    ) -> AsyncIterator[DlqProducerProtocol]:
         producer = KafkaDlqProducer(
             lambda: AIOKafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS),
             SERVICE_NAME,
             settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS,
             settings.DLQ_MAX_RECORD_BYTES,
+            metrics,
         )
         yield producer
         await producer.close()
