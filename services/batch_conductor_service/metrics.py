@@ -32,7 +32,8 @@ class BcsMetrics:
             "once per event across replicas. duplicate: the id was there already. "
             "dead_lettered: sent to the DLQ. retried: handled again after an outage. parked: "
             "an essay result naming no batch, kept until a roster names its essay. ignored: "
-            "such a result whose status is not terminal.",
+            "such a result whose status is not terminal. replay_failed: a message `bcs dlq "
+            "replay` sent back failed again; its DLQ record stays, no second one is added.",
             ["event_type", "outcome"],
             registry=registry,
         )

@@ -91,4 +91,9 @@ class DlqProducerProtocol(Protocol):
         partition: int | None = None,
         offset: int | None = None,
         correlation_id: str | None = None,
-    ) -> None: ...
+        # The failed message's headers: one replayed from a DLQ record gets no second record.
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> bool:
+        """Whether a record was appended (none for a message replayed from a record that still
+        stands for it)."""
+        ...

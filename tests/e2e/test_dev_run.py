@@ -1,15 +1,20 @@
 """The README's way in: `make run` (bcs-dev, embedded broker) and `make demo` (bcs-demo)."""
 
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import time
+import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from batch_conductor_service.dev.embedded_broker import free_port
+from tests.conftest import service_missing
 from tests.e2e.conftest import (
     BIN,
     REPO_ROOT,
@@ -136,3 +141,101 @@ def test_a_killed_bcs_dev_leaves_no_broker_behind(dev_service: RunningService) -
             break
         time.sleep(0.05)
     assert process_is_gone(broker_pid)
+
+
+def test_a_second_bcs_dev_on_the_taken_port_leaves_the_first_ones_state_file(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    """A second `make run` while one runs: it fails on the port, and `make demo` still finds
+    the first one."""
+    state_file = tmp_path / "bcs-dev.json"
+    first = state_file.read_text()
+    port = dev_service.base_url.rsplit(":", 1)[1]
+    second = run_tool(
+        [str(BIN / "bcs-dev")],
+        {
+            "BCS_DEV_BROKER_PORT": "0",
+            "BCS_DEV_STATE_FILE": str(state_file),
+            "BCS_HTTP_HOST": "127.0.0.1",
+            "BCS_HTTP_PORT": port,
+        },
+    )
+    assert second.returncode == 2
+    assert f"bcs: port {port} is already in use" in second.stderr
+    assert state_file.read_text() == first
+    demo = run_tool([str(BIN / "bcs-demo")], {"BCS_DEV_STATE_FILE": str(state_file)})
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+
+
+DATABASE_URL = os.environ.get("BCS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def drop_schema(schema: str) -> None:
+    connection = await asyncpg.connect(DATABASE_URL)
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("stores", ["redis", "redis+postgresql"])
+def test_the_demo_says_at_once_that_the_store_is_down(tmp_path: Path, stores: str) -> None:
+    """With Redis gone, the demo used to wait its full minute for events nobody could store
+    (with PostgreSQL, /define still answered) and then blame the consumer."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("the redis-server binary")
+        return
+    # Imported here: the class lives beside the store tests' fixtures.
+    from tests.integration.stores.conftest import OwnRedisServer
+
+    redis = OwnRedisServer(binary, tmp_path)
+    redis.start()
+    schema = f"bcs_demo_{uuid.uuid4().hex[:10]}"
+    env = {
+        "BCS_DEV_BROKER_PORT": "0",
+        "BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json"),
+        "BCS_REDIS_URL": redis.url,
+    }
+    if stores == "redis+postgresql":
+        env |= {"BCS_DATABASE_URL": DATABASE_URL, "BCS_DATABASE_SCHEMA": schema}
+    service = start_service([str(BIN / "bcs-dev")], env, free_port(), tmp_path / "dev.log")
+    try:
+        redis.stop()
+        demo = run_tool([str(BIN / "bcs-demo")], {"BCS_DEV_STATE_FILE": env["BCS_DEV_STATE_FILE"]})
+    finally:
+        stop_if_running(service)
+        redis.stop()
+        if stores == "redis+postgresql":
+            asyncio.run(drop_schema(schema))
+    assert demo.returncode == 1
+    (line,) = demo.stderr.splitlines()
+    assert line.startswith("bcs-demo: the service cannot store events: its store is down: redis (")
+    assert "Connection refused" in line
+    assert line.endswith(f"; see {service.base_url}/healthz")
+
+
+def test_a_refused_define_is_shown_in_the_services_own_words(tmp_path: Path) -> None:
+    """Not "is the service running?": it is, and says why it refuses."""
+    service = start_service(
+        [str(BIN / "bcs")],
+        {
+            "BCS_USE_MOCK_REPOSITORY": "true",
+            "BCS_KAFKA_CONSUMER_ENABLED": "false",
+            "BCS_INTERNAL_API_KEY": "the-service-key",
+        },
+        free_port(),
+        tmp_path / "service.log",
+    )
+    try:
+        demo = run_tool(
+            [str(BIN / "bcs-demo")],
+            {"BCS_DEMO_URL": service.base_url, "BCS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        )
+    finally:
+        stop_if_running(service)
+    assert demo.returncode == 1
+    (line,) = demo.stderr.splitlines()
+    assert line.startswith(
+        f"bcs-demo: {service.base_url}/internal/v1/pipelines/define answered 401 unauthorized: "
+    )

@@ -4,10 +4,13 @@ found through bcs-dev's state file as an operator at the same machine would."""
 import asyncio
 import json
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -205,11 +208,33 @@ def test_unknown_batch_and_empty_dead_letter_topic(
     code, _, err = bcs(tmp_path, "inspect", "never-seen")
     assert code == 1
     assert err.startswith("bcs: 404 batch_not_found: BCS holds no state for batch 'never-seen'")
-    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic")
-    assert code == 0
-    assert out.strip() == "no.such.topic.DLQ: no dead-letter records"
-    code, out, _ = bcs(tmp_path, "dlq", "list", "no.such.topic", "--json")
-    assert json.loads(out) == []
+    # A topic BCS dead-letters from, with nothing dead-lettered yet.
+    for topic in (SPELLCHECK, Topic.PIPELINE_RESOLUTION.value):
+        code, out, _ = bcs(tmp_path, "dlq", "list", topic)
+        assert code == 0
+        assert out.strip() == f"{topic}.DLQ: no dead-letter records"
+        code, out, _ = bcs(tmp_path, "dlq", "list", topic, "--json")
+        assert json.loads(out) == []
+
+
+def test_a_topic_bcs_never_dead_letters_is_an_error_naming_the_topics_there(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    asyncio.run(publish(bootstrap, [(dlq_topic(SPELLCHECK), dead_letter(b"{}", 0))]))
+    for command in (["list"], ["list", "--json"], ["replay", "--dry-run"]):
+        code, out, err = bcs(
+            tmp_path, "dlq", command[0], "huleedu.essay.spelcheck.completed.v1", *command[1:]
+        )
+        assert code == 1
+        assert out == ""
+        (line,) = err.splitlines()
+        assert line.startswith(
+            "bcs: BCS dead-letters nothing from huleedu.essay.spelcheck.completed.v1, and the "
+            f"broker at {bootstrap} has no huleedu.essay.spelcheck.completed.v1.DLQ. "
+            f"Dead-lettered topics there: {SPELLCHECK}. Topics BCS dead-letters from: "
+        )
+        assert Topic.PIPELINE_RESOLUTION.value in line
 
 
 def test_commands_say_plainly_when_nothing_answers(tmp_path: Path) -> None:
@@ -237,3 +262,119 @@ def test_inspect_sends_the_internal_api_key_the_service_requires(tmp_path: Path)
         stop_if_running(service)
     assert with_key.stderr.startswith("bcs: 404 batch_not_found")
     assert without_key.stderr.startswith("bcs: 401 unauthorized")
+
+
+def test_a_planted_dev_state_file_sends_nothing_to_the_address_it_names(tmp_path: Path) -> None:
+    """A `.bcs-dev.json` that no bcs-dev of yours wrote (here naming pid 1, which runs and is
+    no bcs-dev) must not receive the internal API key: the commands ask to be told instead."""
+    received: list[dict[str, str]] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(dict(self.headers))
+            body = json.dumps({"error": "batch_not_found", "detail": "none here"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    state_file = tmp_path / "planted.json"
+    state_file.write_text(
+        json.dumps(
+            {"pid": 1, "broker_pid": None, "bootstrap_servers": "127.0.0.1:1", "service_url": url}
+        )
+    )
+    env = {"BCS_DEV_STATE_FILE": str(state_file), "BCS_INTERNAL_API_KEY": "s3cret-ops-key"}
+    try:
+        inspected = run_tool([str(BIN / "bcs"), "inspect", "b1"], env)
+        listed = run_tool([str(BIN / "bcs"), "dlq", "list", SPELLCHECK], env)
+        demo = run_tool([str(BIN / "bcs-demo")], env)
+        told = run_tool([str(BIN / "bcs"), "inspect", "b1", "--url", url], env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    refused = f"not using {state_file}: its pid 1 cannot be a bcs-dev"
+    assert (inspected.returncode, inspected.stderr) == (
+        2,
+        f"bcs: {refused}; pass --url (or set BCS_DEMO_URL)\n",
+    )
+    assert (listed.returncode, listed.stderr) == (
+        1,
+        f"bcs: {refused}; pass --bootstrap-servers (or set BCS_KAFKA_BOOTSTRAP_SERVERS)\n",
+    )
+    assert (demo.returncode, demo.stderr) == (
+        2,
+        f"bcs-demo: {refused}; set BCS_DEMO_URL and BCS_KAFKA_BOOTSTRAP_SERVERS\n",
+    )
+    # Only the command told where to go went there.
+    assert told.stderr.startswith("bcs: 404 batch_not_found")
+    assert len(received) == 1
+
+
+def test_replaying_poison_that_fails_again_leaves_one_record_per_message(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    """Each replay's messages fail as before; their records stay, and none is added."""
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    poison = [(SPELLCHECK, f"not json {i}".encode()) for i in range(3)]
+    asyncio.run(publish(bootstrap, poison))
+
+    def listed() -> list[dict[str, Any]]:
+        code, out, err = bcs(tmp_path, "dlq", "list", SPELLCHECK, "--json")
+        assert code == 0, err
+        records: list[dict[str, Any]] = json.loads(out)
+        return records
+
+    first = until(lambda: (found := listed()) and len(found) == 3 and found, "3 dead-lettered")
+
+    def failed_again(times: int) -> bool:
+        _, _, body = dev_service.request("GET", "/metrics")
+        line = f'bcs_events_processed_total{{event_type="{SPELLCHECK}",outcome="replay_failed"}}'
+        return f"{line} {float(times)}" in body.decode()
+
+    for replayed in (1, 2):
+        code, out, _ = bcs(tmp_path, "dlq", "replay", SPELLCHECK)
+        assert code == 0
+        assert out.splitlines()[-1] == f"replayed 3 of 3 selected record(s) to {SPELLCHECK}"
+        until(lambda n=replayed: failed_again(3 * n), f"replay {replayed} fails again")
+        assert listed() == first
+    logged = [
+        line
+        for line in dev_service.log_lines()
+        if line.get("event") == "replayed_event_failed_again"
+    ]
+    dlq = dlq_topic(SPELLCHECK)
+    assert sorted(line["dead_letter_record"] for line in logged) == sorted(
+        2 * [f"{dlq}/{r['partition']}/{r['offset']}" for r in first]
+    )
+
+
+def test_a_batch_id_with_slashes_is_inspected_through_the_service_process(
+    dev_service: RunningService, tmp_path: Path
+) -> None:
+    bootstrap = json.loads((tmp_path / "bcs-dev.json").read_text())["bootstrap_servers"]
+    run = time.time_ns()
+    batch_ids = [f"ops/{run}", f"/{run}/lead", f"x//{run}/", f"{run}/../y", f"{run}/a b?#%2F", ".."]
+    asyncio.run(
+        publish(bootstrap, [(t.value, v) for b in batch_ids for t, v in sample_batch(b)[:2]])
+    )
+    for batch_id in batch_ids:
+
+        def inspected(batch_id: str = batch_id) -> dict[str, Any]:
+            code, out, _ = bcs(tmp_path, "inspect", batch_id, "--json")
+            return json.loads(out) if code == 0 else {}
+
+        shown = until(inspected, f"{batch_id!r} is inspected")
+        assert (shown["batch_id"], shown["roster"]) == (batch_id, {"size": 3, "source": "ready"})
+        for safe in ("", "/"):
+            status, _, body = dev_service.request(
+                "GET", "/internal/v1/batches/" + quote(batch_id, safe=safe)
+            )
+            assert (status, json.loads(body)["batch_id"]) == (200, batch_id), (batch_id, safe)

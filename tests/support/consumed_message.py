@@ -10,3 +10,4 @@ class Message:
     partition: int
     offset: int
     value: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()

@@ -1,5 +1,6 @@
 """A DlqProducerProtocol that keeps what it is sent, and can be made to fail."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batch_conductor_service.errors import DeadLetterUnavailableError
@@ -31,7 +32,8 @@ class RecordingDlqProducer:
         partition: int | None = None,
         offset: int | None = None,
         correlation_id: str | None = None,
-    ) -> None:
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> bool:
         if self.failing:
             raise DeadLetterUnavailableError("switched off by the test")
         self.sent.append(
@@ -39,3 +41,4 @@ class RecordingDlqProducer:
                 original_topic, payload, reason, error, partition, offset, correlation_id
             )
         )
+        return True

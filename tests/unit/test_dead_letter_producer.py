@@ -5,10 +5,19 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from hypothesis import given
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
+from batch_conductor_service.dead_letter.replay_origin import (
+    REPLAY_HEADER,
+    replay_header,
+    replayed_from,
+)
 from batch_conductor_service.errors import DeadLetterUnavailableError
 from common_core.events import DeadLetterRecord
+from common_core.topics import dlq_topic
 
 TOPIC = "huleedu.els.batch.essays.ready.v1"
 
@@ -65,8 +74,8 @@ def dlq(factory: Factory, timeout: float = 5.0) -> KafkaDlqProducer:
     return KafkaDlqProducer(factory, "batch_conductor_service", timeout)
 
 
-async def send(producer: KafkaDlqProducer, payload: bytes = b'{"x": 1}', **kw: Any) -> None:
-    await producer.send(
+async def send(producer: KafkaDlqProducer, payload: bytes = b'{"x": 1}', **kw: Any) -> bool:
+    return await producer.send(
         original_topic=kw.pop("original_topic", TOPIC),
         payload=payload,
         reason=kw.pop("reason", "invalid_json"),
@@ -249,3 +258,51 @@ async def test_a_record_the_broker_refuses_as_too_large_is_sent_again_cut_small(
     assert len(value) <= 16 * 1024
     assert record.original_payload_truncated
     assert record.original_payload_length == 300_000
+
+
+async def test_a_replayed_message_that_fails_again_adds_no_record_and_says_so() -> None:
+    factory = Factory()
+    producer = KafkaDlqProducer(factory, "batch_conductor_service", 5.0)
+    origin = f"{dlq_topic(TOPIC)}/2/17"
+    with capture_logs() as logs:
+        headers = [("traceparent", b"00-ab"), (REPLAY_HEADER, origin.encode())]
+        assert await send(producer, headers=headers) is False
+    assert factory.built == []
+    (logged,) = [line for line in logs if line["event"] == "replayed_event_failed_again"]
+    assert logged["dead_letter_record"] == origin
+    assert logged["reason"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{dlq_topic('huleedu.other.v1')}/0/1".encode(),  # another topic's record
+        f"{dlq_topic(TOPIC)}/0".encode(),
+        f"{dlq_topic(TOPIC)}/x/1".encode(),
+        b"\xff",
+        None,
+    ],
+)
+async def test_a_replay_header_not_naming_a_record_of_this_topics_dlq_is_dead_lettered(
+    value: bytes | None,
+) -> None:
+    factory = Factory()
+    assert await send(dlq(factory), headers=[(REPLAY_HEADER, value)]) is True
+    (built,) = factory.built
+    assert [topic for topic, _ in built.sent] == [dlq_topic(TOPIC)]
+
+
+@given(
+    st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1),
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 2**63 - 1),
+    st.text(min_size=1),
+)
+def test_the_replay_header_names_its_record_for_that_topic_alone(
+    topic: str, partition: int, offset: int, other: str
+) -> None:
+    header = replay_header(dlq_topic(topic), partition, offset)
+    assert replayed_from([header], topic) == f"{dlq_topic(topic)}/{partition}/{offset}"
+    assert replayed_from([header], other) is None or other == topic
+    assert replayed_from([], topic) is None
+    assert replayed_from(None, topic) is None

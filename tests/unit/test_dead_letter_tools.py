@@ -1,11 +1,13 @@
 """Selecting and planning dead-letter replays: pure, no broker."""
 
+import hashlib
 from datetime import UTC, datetime
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from batch_conductor_service.cli.dlq_commands import entry_as_line, replay_line
+from batch_conductor_service.dead_letter.bounded_record import bounded_record
 from batch_conductor_service.dead_letter.reader import (
     DeadLetterEntry,
     Selection,
@@ -94,4 +96,43 @@ def test_a_record_holding_only_a_prefix_of_its_payload_is_not_replayed() -> None
     assert item.skipped == (
         f"the record holds only a prefix of the payload (2000000 bytes, sha256 {'ab' * 32}); "
         "replay the original from its producer"
+    )
+
+
+@given(st.binary(max_size=200))
+def test_a_record_as_the_service_writes_it_replays_the_original_bytes(payload: bytes) -> None:
+    written = bounded_record(
+        original_topic=TOPIC,
+        payload=payload,
+        reason="invalid_json",
+        error="e",
+        failing_service="batch_conductor_service",
+        failed_at=FAILED_AT,
+        partition=0,
+        offset=1,
+        correlation_id=None,
+        max_bytes=64 * 1024,
+    )
+    (item,) = plan_replay([parse_entry(0, 0, None, written)], TOPIC)
+    assert item.payload == payload
+
+
+@given(st.binary(max_size=200), st.binary(max_size=200))
+def test_a_payload_that_does_not_match_its_sha256_is_listed_so_and_not_replayed(
+    original: bytes, altered: bytes
+) -> None:
+    assume(original != altered)
+    digest = hashlib.sha256(original).hexdigest()
+    record = DeadLetterRecord.model_validate_json(record_bytes(altered))
+    changed = record.model_copy(update={"original_payload_sha256": digest})
+    entry = parse_entry(0, 3, None, changed.model_dump_json().encode())
+    (item,) = plan_replay([entry], TOPIC)
+    assert item.payload is None
+    assert item.skipped == (
+        f"its payload does not match its original_payload_sha256 {digest}: it is not the "
+        "message that failed"
+    )
+    assert replay_line(item, dry_run=True) == f"skip offset 3: {item.skipped}"
+    assert entry_as_line(entry).endswith(
+        "Expecting value: line 1 [payload does not match its sha256: not replayable]"
     )

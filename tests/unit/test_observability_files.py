@@ -95,7 +95,7 @@ LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         {"success", "unknown_pipeline", "precondition_failed", "state_unavailable", "failure"}
     ),
     ("bcs_events_processed", "outcome"): frozenset(
-        {"applied", "duplicate", "dead_lettered", "retried", "parked", "ignored"}
+        {"applied", "duplicate", "dead_lettered", "replay_failed", "retried", "parked", "ignored"}
     ),
     ("bcs_dlq_records", "reason"): frozenset(r.value for r in DeadLetterReason),
     ("bcs_consumer_errors", "kind"): frozenset(

@@ -4,6 +4,7 @@ from dishka import FromDishka
 from pydantic import TypeAdapter, ValidationError
 from quart import Blueprint, Response
 from quart_dishka import inject
+from werkzeug.routing import PathConverter
 
 from batch_conductor_service.api.models import BatchInspectionResponse
 from batch_conductor_service.api.responses import error_response, json_response
@@ -16,7 +17,19 @@ batch_bp = Blueprint("batches", __name__, url_prefix="/internal/v1/batches")
 _BATCH_ID = TypeAdapter(Identifier)
 
 
-@batch_bp.get("/<batch_id>")
+class BatchIdConverter(PathConverter):
+    """Werkzeug's path converter, but a batch id may also begin with "/": an id takes the rest of
+    the path, whose "%2F" the server has already decoded to "/" like any other."""
+
+    regex = ".+"
+    part_isolating = False
+
+
+batch_bp.record_once(lambda state: state.app.url_map.converters.update(batch_path=BatchIdConverter))
+
+
+# Slashes kept as they are: merged, "a//b" would be redirected to another batch's "a/b".
+@batch_bp.get("/<batch_path:batch_id>", merge_slashes=False)
 @inject
 async def inspect_batch(
     batch_id: str, service: FromDishka[PipelineResolutionServiceProtocol]

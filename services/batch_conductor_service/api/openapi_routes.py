@@ -157,6 +157,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "batch_id",
                             "in": "path",
                             "required": True,
+                            "description": "May hold '/', sent as it is or as %2F.",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         }
                     ],

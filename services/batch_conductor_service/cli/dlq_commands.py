@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from batch_conductor_service.cli.targets import kafka_bootstrap_servers
+from batch_conductor_service.cli.targets import TargetUnknownError, kafka_bootstrap_servers
+from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.reader import (
     DeadLetterEntry,
     DeadLetterTopicMissingError,
@@ -17,9 +18,17 @@ from batch_conductor_service.dead_letter.reader import (
     read_dead_letters,
     select,
 )
-from batch_conductor_service.dead_letter.replay import ReplayItem, plan_replay, replay
+from batch_conductor_service.dead_letter.replay import (
+    ReplayItem,
+    payload_matches_digest,
+    plan_replay,
+    replay,
+)
 from batch_conductor_service.wiring.settings import SettingsError
-from common_core.topics import dlq_topic
+from common_core.topics import Topic, dlq_topic
+
+# Whose dead-letter topics BCS writes: what it consumes, and its failed /define requests.
+DEAD_LETTERED_TOPICS = (*CONSUMED_TOPICS, Topic.PIPELINE_RESOLUTION.value)
 
 
 def register(commands: Any) -> None:
@@ -68,7 +77,15 @@ def _read(args: argparse.Namespace, selection: Selection) -> tuple[str, list[Dea
     bootstrap = kafka_bootstrap_servers(args.bootstrap_servers)
     try:
         entries = asyncio.run(read_dead_letters(bootstrap, args.topic))
-    except DeadLetterTopicMissingError:
+    except DeadLetterTopicMissingError as missing:
+        if args.topic not in DEAD_LETTERED_TOPICS:
+            # Most likely a typo: "no records" would hide it.
+            raise UnknownTopicError(
+                f"BCS dead-letters nothing from {args.topic}, and the broker at {bootstrap} "
+                f"has no {dlq_topic(args.topic)}. Dead-lettered topics there: "
+                f"{', '.join(missing.dead_lettered) or 'none'}. Topics BCS dead-letters from: "
+                f"{', '.join(DEAD_LETTERED_TOPICS)}"
+            ) from None
         entries = []
     except (KafkaError, OSError) as exc:
         raise KafkaUnreachableError(f"cannot read from Kafka at {bootstrap}: {exc}") from exc
@@ -79,10 +96,25 @@ class KafkaUnreachableError(Exception):
     pass
 
 
+class UnknownTopicError(Exception):
+    """Neither a topic BCS dead-letters from nor one with a dead-letter topic on the broker."""
+
+
+# What ends a command with one line on stderr.
+_COMMAND_ERRORS = (
+    KafkaError,
+    OSError,
+    SettingsError,
+    TargetUnknownError,
+    KafkaUnreachableError,
+    UnknownTopicError,
+)
+
+
 def run_list(args: argparse.Namespace) -> int:
     try:
         _, entries = _read(args, Selection(reasons=frozenset(args.reason)))
-    except (KafkaError, OSError, SettingsError, KafkaUnreachableError) as exc:
+    except _COMMAND_ERRORS as exc:
         return _failed(exc)
     if args.json:
         print(json.dumps([entry_as_json(entry) for entry in entries], indent=2))
@@ -113,7 +145,7 @@ def run_replay(args: argparse.Namespace) -> int:
             )
             return 0
         sent = asyncio.run(replay(bootstrap, args.topic, items))
-    except (KafkaError, OSError, SettingsError, KafkaUnreachableError) as exc:
+    except _COMMAND_ERRORS as exc:
         return _failed(exc)
     print(f"replayed {sent} of {len(items)} selected record(s) to {args.topic}")
     return 0
@@ -142,6 +174,8 @@ def entry_as_line(entry: DeadLetterEntry) -> str:
     error = " ".join(record.error.split())
     if record.original_payload_truncated:
         error += " [payload truncated: not replayable]"
+    elif not payload_matches_digest(record):
+        error += " [payload does not match its sha256: not replayable]"
     return f"{position:<10} {when:<20} {record.reason!s:<26} {original:<12} {error}"
 
 

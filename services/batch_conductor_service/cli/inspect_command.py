@@ -11,7 +11,11 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
-from batch_conductor_service.cli.targets import internal_api_headers, service_url
+from batch_conductor_service.cli.targets import (
+    TargetUnknownError,
+    internal_api_headers,
+    service_url,
+)
 from batch_conductor_service.wiring.settings import SettingsError
 
 
@@ -43,7 +47,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     try:
         base_url = service_url(args.url)
         status, body = fetch_batch(base_url, args.batch_id)
-    except SettingsError as exc:
+    except (SettingsError, TargetUnknownError) as exc:
         print(f"bcs: {exc}", file=sys.stderr)
         return 2
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import sys
+from typing import NoReturn
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -89,23 +90,30 @@ def _run(settings: Settings, listener: socket.socket) -> None:
         uvloop.run(serve_until_signalled(settings, listener))
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     print(f"bcs: {message}", file=sys.stderr)
     sys.exit(code)
 
 
 def serve_main() -> None:
+    settings, listener = bind_or_exit()
+    serve_or_exit(settings, listener)
+
+
+def bind_or_exit() -> tuple[Settings, socket.socket]:
+    """The settings and the bound port; a bad setting or a taken port exits with one line."""
     try:
         settings = load_settings()
     except SettingsError as exc:
         fail(str(exc), EXIT_BAD_SETTING)
-        return
     configure_logging(settings.LOG_LEVEL, SERVICE_NAME)
     try:
-        listener = bind_listener(settings)
+        return settings, bind_listener(settings)
     except ListenError as exc:
         fail(str(exc), EXIT_BAD_SETTING)
-        return
+
+
+def serve_or_exit(settings: Settings, listener: socket.socket) -> None:
     try:
         _run(settings, listener)
     except PipelineConfigError as exc:

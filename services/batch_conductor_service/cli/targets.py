@@ -1,23 +1,37 @@
 """Where the operator's commands find Kafka and the service: an explicit option, else the
-BCS_* setting, else the broker and service a running `bcs-dev` started, else the defaults."""
+BCS_* setting, else the broker and service a running `bcs-dev` started, else the defaults.
+
+A dev state file that is there but not believable (dev/state.py) is never passed over for the
+defaults: the command stops and says what to name instead."""
 
 import os
 
 from batch_conductor_service.dev.settings import load_dev_settings
-from batch_conductor_service.dev.state import DevRunState
+from batch_conductor_service.dev.state import DevRunState, UntrustedDevStateError
 from batch_conductor_service.wiring.settings import Settings
 
 
-def _dev_run() -> DevRunState | None:
-    return DevRunState.read(load_dev_settings().DEV_STATE_FILE)
+class TargetUnknownError(Exception):
+    """Only an untrusted dev state file names the target; the message says what to pass."""
 
 
-def kafka_bootstrap_servers(option: str | None = None) -> str:
+def _dev_run(instead: str) -> DevRunState | None:
+    try:
+        return DevRunState.read(load_dev_settings().DEV_STATE_FILE)
+    except UntrustedDevStateError as exc:
+        raise TargetUnknownError(f"{exc}; {instead}") from None
+
+
+def kafka_bootstrap_servers(
+    option: str | None = None,
+    *,
+    instead: str = "pass --bootstrap-servers (or set BCS_KAFKA_BOOTSTRAP_SERVERS)",
+) -> str:
     if option:
         return option
     if os.environ.get("BCS_KAFKA_BOOTSTRAP_SERVERS"):
         return os.environ["BCS_KAFKA_BOOTSTRAP_SERVERS"]
-    dev_run = _dev_run()
+    dev_run = _dev_run(instead)
     if dev_run is not None:
         return dev_run.bootstrap_servers
     return str(Settings.model_fields["KAFKA_BOOTSTRAP_SERVERS"].default)
@@ -29,14 +43,16 @@ def consumer_group_id() -> str:
     return os.environ.get("BCS_KAFKA_CONSUMER_GROUP_ID") or default
 
 
-def service_url(option: str | None = None) -> str:
+def service_url(
+    option: str | None = None, *, instead: str = "pass --url (or set BCS_DEMO_URL)"
+) -> str:
     if option:
         return option.rstrip("/")
     explicit = load_dev_settings().DEMO_URL
     if explicit:
         return explicit.rstrip("/")
     if not os.environ.get("BCS_HTTP_PORT"):
-        dev_run = _dev_run()
+        dev_run = _dev_run(instead)
         if dev_run is not None:
             return dev_run.service_url
     return f"http://127.0.0.1:{os.environ.get('BCS_HTTP_PORT', '4002')}"

@@ -52,6 +52,8 @@ class Record(Protocol):
     def offset(self) -> int: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +274,7 @@ class EventPipeline:
 
     async def _dead_letter(self, dead: Dead) -> None:
         record = dead.record
-        await self._dead_letters.send(
+        appended = await self._dead_letters.send(
             original_topic=record.topic,
             payload=record.value or b"",
             reason=dead.reason.value,
@@ -280,7 +282,11 @@ class EventPipeline:
             partition=record.partition,
             offset=record.offset,
             correlation_id=dead.correlation_id,
+            headers=record.headers,
         )
+        if not appended:  # replayed from a record that still stands for it
+            self._metrics.events_processed.labels(record.topic, "replay_failed").inc()
+            return
         self._metrics.dlq_records.labels(record.topic, dead.reason.value).inc()
         self._metrics.events_processed.labels(record.topic, "dead_lettered").inc()
         with bound_context(correlation_id=clip_id(dead.correlation_id)):

@@ -1,15 +1,20 @@
 """Sends dead-letter records to `<original topic>.DLQ` with an aiokafka producer."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from batch_conductor_service.dead_letter.bounded_record import bounded_record
+from batch_conductor_service.dead_letter.replay_origin import replayed_from
 from batch_conductor_service.errors import DeadLetterUnavailableError
 from common_core.topics import dlq_topic
+from huleedu_service_libs.log_bounds import clip
+from huleedu_service_libs.logging_utils import get_logger
+
+logger = get_logger(__name__)
 
 # If the broker refuses even a record of BCS_DLQ_MAX_RECORD_BYTES (its limit was set lower),
 # the record is sent once more cut to this, which any broker takes.
@@ -43,7 +48,15 @@ class KafkaDlqProducer:
         partition: int | None = None,
         offset: int | None = None,
         correlation_id: str | None = None,
-    ) -> None:
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> bool:
+        """Whether a record was appended. `headers`: the failed message's own, which say
+        whether it was replayed from a dead-letter record; then that record stands for it, and
+        none is appended."""
+        origin = replayed_from(headers, original_topic)
+        if origin is not None:
+            self._replay_failed(original_topic, origin, reason, error, partition, offset)
+            return False
         failed_at = datetime.now(UTC)
 
         def record(max_bytes: int) -> bytes:
@@ -67,6 +80,26 @@ class KafkaDlqProducer:
                 await self._send(dlq_topic(original_topic), record(_SMALL_RECORD_BYTES))
         except (KafkaError, TimeoutError) as exc:
             raise DeadLetterUnavailableError(f"dead-letter send failed: {exc!r}") from exc
+        return True
+
+    def _replay_failed(
+        self,
+        topic: str,
+        origin: str,
+        reason: str,
+        error: str,
+        partition: int | None,
+        offset: int | None,
+    ) -> None:
+        logger.warning(
+            "replayed_event_failed_again",
+            dead_letter_record=clip(origin),
+            reason=clip(reason),
+            error=clip(error),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
 
     async def _send(self, topic: str, value: bytes) -> None:
         producer = await self._started()

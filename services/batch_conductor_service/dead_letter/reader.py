@@ -1,5 +1,5 @@
-"""Reads every record of a dead-letter topic, from its first offset to the end as it was when
-reading began, without a consumer group: looking commits nothing and moves nobody's offsets."""
+"""Reads every record of a dead-letter topic, from its first offset to its end, without a
+consumer group: looking commits nothing and moves nobody's offsets."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,11 +9,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from common_core.events import DeadLetterRecord
-from common_core.topics import dlq_topic
+from common_core.topics import DLQ_SUFFIX, dlq_topic
 
 
 class DeadLetterTopicMissingError(LookupError):
-    """The broker has no such dead-letter topic: nothing was ever dead-lettered from it."""
+    """The broker has no such dead-letter topic: nothing was ever dead-lettered from it.
+    `dead_lettered` names the topics whose dead-letter topics it has."""
+
+    def __init__(self, name: str, dead_lettered: list[str]) -> None:
+        super().__init__(f"the broker has no topic {name}")
+        self.dead_lettered = dead_lettered
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,10 @@ def parse_entry(
 
 
 async def read_dead_letters(
-    bootstrap_servers: str, topic: str, request_timeout_seconds: float = 10.0
+    bootstrap_servers: str,
+    topic: str,
+    request_timeout_seconds: float = 10.0,
+    idle_seconds: float = 1.0,
 ) -> list[DeadLetterEntry]:
     """Every record of `topic`'s dead-letter topic, by partition then offset."""
     name = dlq_topic(topic)
@@ -78,37 +86,41 @@ async def read_dead_letters(
         await consumer.start()
         # topics() asks the broker (without creating anything); partitions_for_topic then
         # reads the metadata it brought.
-        partitions = (
-            consumer.partitions_for_topic(name) if name in await consumer.topics() else None
-        )
+        topics = await consumer.topics()
+        partitions = consumer.partitions_for_topic(name) if name in topics else None
         if not partitions:
-            raise DeadLetterTopicMissingError(f"the broker has no topic {name}")
+            dead_lettered = sorted(
+                t.removesuffix(DLQ_SUFFIX) for t in topics if t.endswith(DLQ_SUFFIX)
+            )
+            raise DeadLetterTopicMissingError(name, dead_lettered)
         assigned = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        return await _read_until(consumer, ends, timeout_ms)
+        return await _read_to_the_end(consumer, assigned, timeout_ms, int(idle_seconds * 1000))
     finally:
         await consumer.stop()
 
 
-async def _read_until(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], timeout_ms: int
+async def _read_to_the_end(
+    consumer: AIOKafkaConsumer, assigned: list[TopicPartition], timeout_ms: int, idle_ms: int
 ) -> list[DeadLetterEntry]:
+    """The end offsets the broker reports are only a floor: the bundled broker (Tansu) reports
+    the base offset of a partition's last batch plus one, so records sent together count as
+    one. Once they are reached, fetching goes on until a fetch brings nothing for `idle_ms`."""
+    ends = await consumer.end_offsets(assigned)
     entries: list[DeadLetterEntry] = []
-    pending = {tp for tp, end in ends.items() if end > 0}
-    while pending:
-        fetched = await consumer.getmany(*pending, timeout_ms=timeout_ms)
+    while True:
+        reached = all([await consumer.position(tp) >= ends[tp] for tp in assigned])
+        fetched = await consumer.getmany(*assigned, timeout_ms=idle_ms if reached else timeout_ms)
         if not fetched:
+            if reached:
+                break
             raise TimeoutError(f"no records arrived within {timeout_ms} ms")
         for tp, messages in fetched.items():
-            for message in messages:
-                if message.offset < ends[tp]:
-                    entries.append(
-                        parse_entry(tp.partition, message.offset, message.timestamp, message.value)
-                    )
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
+            entries.extend(
+                parse_entry(tp.partition, message.offset, message.timestamp, message.value)
+                for message in messages
+            )
     return sorted(entries, key=lambda entry: (entry.partition, entry.offset))
 
 

@@ -1,13 +1,16 @@
 """Sends the original payloads of chosen dead-letter records back to their topic. Repeating a
 replay is safe: BCS applies an event once by its id, whatever the number of deliveries."""
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
 from batch_conductor_service.dead_letter.reader import DeadLetterEntry
+from batch_conductor_service.dead_letter.replay_origin import replay_header
 from common_core.events import DeadLetterRecord
+from common_core.topics import dlq_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +33,34 @@ def plan_replay(entries: Sequence[DeadLetterEntry], topic: str) -> list[ReplayIt
         elif record.original_payload_truncated:
             # A prefix would only be dead-lettered again, or worse, read as something else.
             items.append(ReplayItem(entry, None, _truncated(record)))
+        elif not payload_matches_digest(record):
+            items.append(ReplayItem(entry, None, _altered(record)))
         else:
             try:
                 items.append(ReplayItem(entry, record.payload_bytes()))
             except ValueError as exc:
                 items.append(ReplayItem(entry, None, str(exc)))
     return items
+
+
+def payload_matches_digest(record: DeadLetterRecord) -> bool:
+    """Whether the payload is the one whose SHA-256 the record gives (True without a digest or
+    with a payload that does not decode: neither can be checked here)."""
+    digest = record.original_payload_sha256
+    if digest is None or record.original_payload_truncated:
+        return True
+    try:
+        payload = record.payload_bytes()
+    except ValueError:
+        return True
+    return hashlib.sha256(payload).hexdigest() == digest.lower()
+
+
+def _altered(record: DeadLetterRecord) -> str:
+    return (
+        f"its payload does not match its original_payload_sha256 "
+        f"{record.original_payload_sha256}: it is not the message that failed"
+    )
 
 
 def _truncated(record: DeadLetterRecord) -> str:
@@ -50,15 +75,17 @@ def _truncated(record: DeadLetterRecord) -> str:
 
 
 async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]) -> int:
-    """Publishes the replayable items in DLQ order; returns how many were sent."""
-    sendable = [item.payload for item in items if item.payload is not None]
+    """Publishes the replayable items in DLQ order, each naming the record it came from (so
+    that one failing again is not dead-lettered twice); returns how many were sent."""
+    sendable = [item for item in items if item.payload is not None]
     if not sendable:
         return 0
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     try:
         await producer.start()
-        for payload in sendable:
-            await producer.send_and_wait(topic, payload)
+        for item in sendable:
+            origin = replay_header(dlq_topic(topic), item.entry.partition, item.entry.offset)
+            await producer.send_and_wait(topic, item.payload, headers=[origin])
     finally:
         await producer.stop()
     return len(sendable)

@@ -2,28 +2,39 @@
 
 Talks to a running service: the broker at BCS_KAFKA_BOOTSTRAP_SERVERS and the API at
 BCS_DEMO_URL when set, else the broker and service the running `bcs-dev` started (it writes
-them to BCS_DEV_STATE_FILE), else 127.0.0.1:19092 and http://127.0.0.1:4002.
+them to BCS_DEV_STATE_FILE), else localhost:9092 and http://127.0.0.1:4002.
 """
 
+import argparse
 import asyncio
 import json
 import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from batch_conductor_service.cli.commands import installed_version
 from batch_conductor_service.cli.targets import (
+    TargetUnknownError,
     consumer_group_id,
     internal_api_headers,
     kafka_bootstrap_servers,
     service_url,
 )
 from batch_conductor_service.dev.consumed import wait_until_consumed
+from batch_conductor_service.dev.store_health import (
+    StoreOutageError,
+    check_store,
+    raise_if_store_down,
+    read_health,
+    store_can_fail,
+)
 from batch_conductor_service.wiring.settings import SettingsError
 from common_core.events import (
     BatchEssaysReady,
@@ -112,6 +123,12 @@ def _show(title: str, answer: dict[str, Any]) -> None:
 async def run(bootstrap: str, base_url: str, group_id: str) -> int:
     batch_id = f"demo-batch-{uuid.uuid4().hex[:8]}"
     print(f"batch {batch_id}: {len(ESSAYS)} essays; broker {bootstrap}; service {base_url}")
+    # One look at /healthz first: a store that is down would only keep the demo waiting. Only a
+    # store that can go down (not the in-memory one) is asked again while the events are
+    # consumed, so a demo on `make run`'s defaults makes the same requests every time.
+    health = await asyncio.to_thread(read_health, base_url)
+    raise_if_store_down(health, base_url)
+    watch = _store_watch(base_url) if store_can_fail(health) else None
     before = await asyncio.to_thread(_define, base_url, batch_id)
     _show("Before any events, /define for cj_assessment:", before)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -124,7 +141,7 @@ async def run(bootstrap: str, base_url: str, group_id: str) -> int:
     finally:
         await producer.stop()
     print("\npublished: registered, ready, and a spellcheck result for every essay")
-    if not await wait_until_consumed(bootstrap, group_id, ends):
+    if not await wait_until_consumed(bootstrap, group_id, ends, check=watch):
         print("bcs-demo: the service did not consume the events within 60 s", file=sys.stderr)
         return 1
     after = await asyncio.to_thread(_define, base_url, batch_id)
@@ -132,17 +149,61 @@ async def run(bootstrap: str, base_url: str, group_id: str) -> int:
     return 0 if after["final_pipeline"] == ["cj_assessment"] else 1
 
 
-def main() -> None:
+DESCRIPTION = """\
+Publishes one sample batch's events (registered, ready, a spellcheck result for every essay)
+to a running service and shows its /define answer for cj_assessment before and after:
+spellcheck pruned. It talks to the broker of BCS_KAFKA_BOOTSTRAP_SERVERS and the service at
+BCS_DEMO_URL when set, else to those the running bcs-dev started (BCS_DEV_STATE_FILE, default
+.bcs-dev.json), else to the service's defaults: localhost:9092 and http://127.0.0.1:4002."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcs-demo",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    return parser
+
+
+def _store_watch(base_url: str) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        await asyncio.to_thread(check_store, base_url)
+
+    return check
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # Before anything else: --help and --version answer without starting anything.
+    build_parser().parse_args(argv)
+    instead = "set BCS_DEMO_URL and BCS_KAFKA_BOOTSTRAP_SERVERS"
     try:
-        bootstrap, base_url = kafka_bootstrap_servers(), service_url()
-    except SettingsError as exc:
+        bootstrap = kafka_bootstrap_servers(instead=instead)
+        base_url = service_url(instead=instead)
+    except (SettingsError, TargetUnknownError) as exc:
         print(f"bcs-demo: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
         sys.exit(asyncio.run(run(bootstrap, base_url, consumer_group_id())))
-    except (urllib.error.URLError, KafkaError, OSError) as exc:
+    except StoreOutageError as exc:
+        print(f"bcs-demo: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except urllib.error.HTTPError as exc:
+        print(f"bcs-demo: {_answer(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except (urllib.error.URLError, KafkaError, OSError, ValueError) as exc:
         print(f"bcs-demo: is the service running (bcs-dev)? {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def _answer(error: urllib.error.HTTPError) -> str:
+    """The service's own words for a refused request (a 503 names the store it cannot read)."""
+    try:
+        body = json.loads(error.read())
+        return f"{error.url} answered {error.code} {body['error']}: {body['detail']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{error.url} answered {error.code} {error.reason}"
 
 
 if __name__ == "__main__":

@@ -217,6 +217,17 @@ def merge(
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """What a durable record stored of one batch in one call: the batch's version before and
+    after it (bumped by every change), and the facts it added. A cache that holds the version
+    before can take the facts; one that holds another has missed a change."""
+
+    previous_version: int
+    version: int
+    added: BatchFacts
+
+
+@dataclass(frozen=True, slots=True)
 class StepCounts:
     """Essays with a result for one step; one that succeeded counts as succeeded only."""
 

@@ -42,7 +42,13 @@ def load_pipelines(path: Path) -> StepGraph:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PipelineConfigError(f"cannot read pipelines file {path}: {exc.strerror}") from exc
+        # Named as looked up, so that a run from another directory shows where it looked.
+        setting = f"BCS_PIPELINES_PATH={path}"
+        if not path.is_absolute():
+            setting += ", relative to the working directory"
+        raise PipelineConfigError(
+            f"cannot read pipelines file {path.absolute()} ({setting}): {exc.strerror}"
+        ) from exc
     return parse_pipelines(text, source=str(path))
 
 

@@ -44,7 +44,11 @@ class Resolution:
             parts.append(f"Added dependencies: {', '.join(self.added_dependencies)}.")
         for pruned in self.pruned:
             parts.append(f"Pruned {pruned.step}: {pruned.reason}.")
-        parts.extend(f"{note[0].upper()}{note[1:]}." for note in self.observations)
+        for note in self.observations:
+            # A sentence opening with a step name keeps it as spelled: cj_assessment, not
+            # Cj_assessment.
+            opens_with_step = note.split(" ", 1)[0] in self.final_pipeline
+            parts.append(f"{note}." if opens_with_step else f"{note[:1].upper()}{note[1:]}.")
         if self.final_pipeline:
             parts.append(f"Steps to run: {', '.join(self.final_pipeline)}.")
         else:

@@ -58,7 +58,9 @@ class ConsumerProvider(Provider):
     scope = Scope.APP
 
     @provide
-    async def dead_letters(self, settings: Settings) -> AsyncIterator[DlqProducerProtocol]:
+    async def dead_letters(
+        self, settings: Settings, metrics: BcsMetrics
+    ) -> AsyncIterator[DlqProducerProtocol]:
         producer = KafkaDlqProducer(
             lambda: AIOKafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS),
             SERVICE_NAME,

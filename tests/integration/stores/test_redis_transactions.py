@@ -10,11 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from batch_conductor_service.domain.batch_state import ApplyResult, BatchFacts, RosterSource
+from batch_conductor_service.domain.batch_state import (
+    ApplyResult,
+    BatchFacts,
+    RecordedBatch,
+    RosterSource,
+)
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
 from batch_conductor_service.stores.redis import store
-from batch_conductor_service.stores.redis.store import RecordedBatch
 from tests.integration.stores.builders import change_builders, essays, roster, view
 from tests.integration.stores.conftest import (
     TTL_SECONDS,

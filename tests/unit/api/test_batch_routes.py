@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,8 +95,8 @@ async def test_inspection_shows_roster_steps_outcomes_and_last_event(
     # The same evidence /define gives for the same batch.
     summary = (await define.get_json())["analysis_summary"]
     assert f"Pruned spellcheck: {steps['spellcheck']['reason']}." in summary
-    assert f"Nlp is not complete: {steps['nlp']['reason']}." in summary
-    assert f"Cj_assessment is not complete: {steps['cj_assessment']['reason']}." in summary
+    assert f"nlp is not complete: {steps['nlp']['reason']}." in summary
+    assert f"cj_assessment is not complete: {steps['cj_assessment']['reason']}." in summary
 
 
 async def test_unknown_batch_is_a_404_with_a_json_body(client: Client) -> None:
@@ -198,3 +199,39 @@ async def test_inspection_reads_the_batch_as_define_does(
     last = datetime.fromisoformat(body["last_event_at"])
     assert last <= max(c.occurred_at for c in changes)
     assert not applied_at or last >= max(applied_at)
+
+
+# Segments of printable characters, "." and ".." among them; empty ones make "//", a leading
+# or a trailing "/".
+_segment = st.one_of(
+    st.sampled_from(["", ".", "..", "%2F", "a b", "?", "#"]),
+    st.text(st.characters(categories=["L", "N", "P", "S"]), max_size=8),
+)
+batch_ids_with_slashes = (
+    st.lists(_segment, min_size=2, max_size=5)
+    .map("/".join)
+    .filter(lambda batch_id: batch_id.strip() == batch_id and batch_id != "/" * len(batch_id))
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batch_id=batch_ids_with_slashes)
+async def test_a_batch_id_with_slashes_is_inspected_whether_they_are_encoded_or_not(
+    make_app: AppFactory, batch_id: str
+) -> None:
+    repository = InMemoryBatchStateRepository(ttl_seconds=3600)
+    roster = frozenset({"a"})
+    await repository.apply(
+        [BatchChange(batch_id, T0, "e1", roster=roster, roster_source=RosterSource.READY)]
+    )
+    app = make_app(providers=[repository_provider(repository)])
+    async with app.test_app():
+        client = app.test_client()
+        for safe in ("", "/"):
+            response = await client.get("/internal/v1/batches/" + quote(batch_id, safe=safe))
+            assert response.status_code == 200, (batch_id, safe, response.status_code)
+            assert (await response.get_json())["batch_id"] == batch_id

@@ -39,6 +39,7 @@ class Record:
     partition: int
     offset: int
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeBroker:

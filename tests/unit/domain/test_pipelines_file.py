@@ -114,8 +114,26 @@ def test_malformed_file_is_rejected_naming_the_problem(text: str, fragment: str)
 
 def test_missing_file_is_reported_with_its_path(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
-    with pytest.raises(PipelineConfigError, match=f"cannot read pipelines file {missing}"):
+    with pytest.raises(PipelineConfigError) as raised:
         load_pipelines(missing)
+    assert str(raised.value) == (
+        f"cannot read pipelines file {missing} (BCS_PIPELINES_PATH={missing}): "
+        "No such file or directory"
+    )
+
+
+def test_a_relative_path_is_reported_as_the_absolute_path_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `bcs` run outside the repository, with the default BCS_PIPELINES_PATH.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PipelineConfigError) as raised:
+        load_pipelines(Path("pipelines.yaml"))
+    assert str(raised.value) == (
+        f"cannot read pipelines file {Path.cwd() / 'pipelines.yaml'} "
+        "(BCS_PIPELINES_PATH=pipelines.yaml, relative to the working directory): "
+        "No such file or directory"
+    )
 
 
 def test_closure_includes_transitive_dependencies() -> None:

@@ -3,6 +3,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_conductor_service.domain.batch_state import (
     BatchCounts,
@@ -194,8 +196,24 @@ def test_stages_start_after_pruned_dependencies() -> None:
 def test_failures_seen_are_reported_in_the_summary() -> None:
     state = snapshot(roster=ROSTER, failed={"spellcheck": {"e1", "e2"}})
     summary = resolve(GRAPH, "nlp", state).summary
-    assert "Spellcheck failed for 2 essays so far." in summary
-    assert "Spellcheck is not complete: 2 of 30 essays finished." in summary
+    assert "spellcheck failed for 2 essays so far." in summary
+    assert "spellcheck is not complete: 2 of 30 essays finished." in summary
+
+
+@given(
+    st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True).filter(lambda s: s != "cj_assessment")
+)
+def test_a_sentence_opening_with_a_step_name_keeps_the_name_as_spelled(step: str) -> None:
+    graph = parse_pipelines(
+        "pipelines:\n  p:\n    steps:\n"
+        f"      - {{name: {step}, service_name: s, event_type: e, event_data_model: m}}\n"
+        "      - {name: cj_assessment, service_name: s, event_type: e, event_data_model: m}\n"
+    )
+    state = snapshot(roster=ROSTER, failed={step: {"e1"}, "cj_assessment": {"e2"}})
+    summary = resolve(graph, "p", state).summary
+    assert f" {step} is not complete: 1 of 30 essays finished." in summary
+    assert f" {step} failed for 1 essays so far." in summary
+    assert " cj_assessment is not complete: 1 of 30 essays finished." in summary
 
 
 def test_a_step_waits_for_a_pending_step_behind_a_pruned_one() -> None:

@@ -107,6 +107,40 @@ def test_version_prints_the_installed_version() -> None:
     assert result.stdout.strip() == f"bcs {version('huleedu-batch-conductor-service')}"
 
 
+@pytest.mark.parametrize("command", ["bcs", "bcs-dev", "bcs-demo"])
+@pytest.mark.parametrize("flag", ["--help", "-h", "--version"])
+def test_every_entry_point_answers_help_and_version_without_starting_anything(
+    command: str, flag: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Whatever tried to start would fail at once: the HTTP port is taken, and the broker
+        # and the service named are not there.
+        result = subprocess.run(
+            [str(BIN / command), flag],
+            env={
+                **clean,
+                "BCS_HTTP_PORT": str(port),
+                "BCS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                "BCS_DEMO_URL": "http://127.0.0.1:1",
+            },
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    if flag == "--version":
+        assert result.stdout == f"{command} {version('huleedu-batch-conductor-service')}\n"
+    else:
+        assert result.stdout.startswith(f"usage: {command} ")
+        assert "BCS_" in result.stdout
+
+
 @pytest.mark.parametrize("subcommand", [["inspect"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]])
 def test_every_subcommand_has_help(subcommand: list[str]) -> None:
     result = subprocess.run(

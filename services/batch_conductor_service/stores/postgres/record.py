@@ -19,6 +19,7 @@ from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchChange,
     BatchFacts,
+    RecordedBatch,
     RosterSource,
     latest_outcomes,
     merge,
@@ -26,7 +27,6 @@ from batch_conductor_service.domain.batch_state import (
 from batch_conductor_service.health import ComponentHealth, HealthState
 from batch_conductor_service.stores.guard import CircuitState, Failure, StoreGuard
 from batch_conductor_service.stores.postgres.schema import AnyConnection, quoted_schema
-from batch_conductor_service.stores.redis.store import RecordedBatch
 from common_core.enums import BatchPhaseStatus
 from common_core.timestamps import as_utc
 

@@ -175,9 +175,7 @@ if #cached == 0 then
     if tally[name] == nil then tally[name] = 0; names[#names + 1] = name end
     tally[name] = tally[name] + 1
   end
-  local all = redis.call('HGETALL', facts)
-  for i = 1, #all, 2 do
-    local name = all[i]
+  for _, name in ipairs(redis.call('HKEYS', facts)) do
     local kind = string.sub(name, 1, {len(SUCCEEDED)})
     if kind == '{SUCCEEDED}' or kind == '{FAILED}' then
       local rest = string.sub(name, {len(SUCCEEDED) + 1})

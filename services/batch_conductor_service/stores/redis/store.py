@@ -35,6 +35,7 @@ from batch_conductor_service.domain.batch_state import (
     BatchCounts,
     BatchFacts,
     OutcomeKey,
+    RecordedBatch,
     latest_outcomes,
     merge,
 )
@@ -82,16 +83,6 @@ class BatchRead:
     damaged: bool
     known_ids: set[str] = field(default_factory=set)
     outcomes: dict[OutcomeKey, datetime] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedBatch:
-    """What the record stored for one batch in one call: its version before and after, and
-    the facts it added."""
-
-    previous_version: int
-    version: int
-    added: BatchFacts
 
 
 # Decides the writes from what was read under the WATCH: queues them on the pipe (after MULTI)
