@@ -555,6 +555,23 @@ async def test_an_outage_while_handling_one_by_one_seeks_back_from_that_message(
     assert (await harness.step("b0", "spellcheck")).succeeded == 1
 
 
+async def test_a_result_placed_into_two_batches_that_cannot_be_stored_is_dead_lettered_once() -> (
+    None
+):
+    repository = scenario.FailingFor(InMemoryBatchStateRepository(TTL_SECONDS), set())
+    shared = memory_harness()
+    harness = PipelineHarness(repository, shared.placement, shared.metrics, shared.registry)
+    await harness.fetch(scenario.roster("b1", ["e1"]), scenario.roster("b2", ["e1"]))
+    result = scenario.result("e1")
+    repository.failing = {result[1]["event_id"]}
+
+    [message] = await harness.fetch(result)
+
+    [record] = harness.dead_letters.sent
+    assert (record.offset, record.reason) == (message.offset, "processing_failed")
+    assert harness.processed(SPELLCHECK, "dead_lettered") == 1
+
+
 # --- Placement: results that name no batch ----------------------------------------------------
 
 
@@ -901,6 +918,7 @@ async def test_a_fetch_writes_one_info_summary_with_its_outcomes_partitions_and_
     assert summary["event"] == "event_batch_stored"
     assert summary["messages"] == 5
     assert (summary["applied"], summary["duplicate"], summary["parked"]) == (2, 1, 1)
+    assert summary["dead_lettered"] == 1
     assert summary["partitions"] == {f"{SPELLCHECK}/0": [4, 7], f"{READY}/2": [9, 9]}
     assert summary["correlation_ids"] == ["corr-a", "corr-b", "corr-d", "corr-c"]
     assert summary["event_ids"] == [
