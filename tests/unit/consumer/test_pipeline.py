@@ -614,6 +614,26 @@ async def test_a_placed_change_that_fails_to_store_is_isolated_and_stays_parked(
     await scenario.placed_change_that_fails_is_isolated(harness, repository)
 
 
+async def test_a_parked_result_stays_parked_while_any_of_its_placements_failed() -> None:
+    repository = PickyRepository({"b2"})
+    harness = memory_harness(repository=repository)
+    result = scenario.result("e1")
+    await harness.fetch(result)
+
+    await harness.fetch(scenario.roster("b1", ["e1"]), scenario.roster("b2", ["e1"]))
+
+    assert (await harness.step("b1", "spellcheck")).roster_succeeded == 1
+    assert [r.offset for r in harness.dead_letters.sent] == [2]  # b2's roster: poison
+    assert await scenario.parked(harness, "e1") == {result[1]["event_id"]}
+
+    # b2's roster again (replayed from the dead-letter topic) places it, and it leaves the lot.
+    repository.poison = set()
+    await harness.fetch(scenario.roster("b2", ["e1"]))
+    assert (await harness.step("b2", "spellcheck")).roster_succeeded == 1
+    assert (await harness.step("b1", "spellcheck")).roster_succeeded == 1
+    assert await scenario.parked(harness, "e1") == set()
+
+
 async def test_a_result_and_its_roster_in_one_fetch_meet_in_either_order() -> None:
     for order in ("result first", "roster first"):
         harness = memory_harness()
