@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+import tenacity
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, RequestTimedOutError
 from prometheus_client import CollectorRegistry
@@ -348,31 +350,35 @@ class RecordedWaits:
         await asyncio.sleep(0)
 
 
-async def test_the_wait_between_retries_doubles_to_its_cap_and_starts_again_after_a_success() -> (
-    None
-):
-    # tenacity's exponential backoff with up to a second of jitter: the n-th wait is between
-    # initial * 2**(n-1) and one second more, never above the cap.
+class HighestJitter:
+    """Stands in for the random module in tenacity's waits: every draw is its upper bound."""
+
+    @staticmethod
+    def uniform(low: float, high: float) -> float:
+        return high
+
+
+async def test_the_wait_between_retries_doubles_to_its_cap_and_starts_again_after_a_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Exponential backoff with full jitter: the n-th wait is drawn up to initial * 2**(n-1),
+    # capped; with every draw at its bound, the waits are those ceilings.
+    monkeypatch.setattr(tenacity.wait, "random", HighestJitter)
     harness = Harness(backoff_initial_seconds=0.5, backoff_max_seconds=3.0)
     waits = RecordedWaits(harness.broker)
     harness.consumer._sleep = waits  # type: ignore[method-assign]
     harness.repository.fail_next = 5
-    first = spellcheck("e1")
-    harness.broker.produce(SPELLCHECK, first)
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
     await harness.started()
     await harness.committed({SPELLCHECK: 1})
 
-    assert len(waits.waits) == 5
-    for n, wait in enumerate(waits.waits):
-        assert min(0.5 * 2**n, 3.0) <= wait <= min(0.5 * 2**n + 1, 3.0), waits.waits
-    assert waits.waits[-1] == 3.0
+    assert waits.waits == [0.5, 1.0, 2.0, 3.0, 3.0]
 
     harness.repository.fail_next = 1
     harness.broker.produce(SPELLCHECK, spellcheck("e2"))
     await harness.committed({SPELLCHECK: 2})
 
-    assert len(waits.waits) == 6
-    assert 0.5 <= waits.waits[-1] <= 1.5
+    assert waits.waits[5:] == [0.5]
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
