@@ -2,15 +2,16 @@
 tests run them on the in-memory stores, tests/integration/consumer on Redis and on Redis +
 PostgreSQL as well. Ids are fresh per run, so real stores shared by tests never collide.
 
-The placement rule (protocols.py, EssayPlacementProtocol): a result that names no batch is
-placed into the batches whose rosters name its essay when it is handled; when no roster names
+The placement rule (docs/design.md, "Results that name no batch"): a result that names no batch
+is placed into the batches whose rosters name its essay when it is handled; when no roster names
 it yet, it is parked, and placed into the batches whose rosters name it in the first fetch that
 has such a roster; then it leaves the parking lot. Each result is placed once: a roster that
 comes after that (a batch registered later with the same essay) does not get it.
 
-The time rule: a batch outcome from an event counts at the earlier of its producer's stamp and
-the moment BCS received it; a report over HTTP at the moment it was received. So a producer
-whose clock runs ahead cannot outrank a report that arrives after its event.
+The time rule (docs/design.md, "Which outcome is latest"): a batch outcome from an event counts
+at the earlier of its producer's stamp and the moment BCS received it; a report over HTTP at the
+moment it was received. So a producer whose clock runs ahead cannot outrank a report that
+arrives after its event.
 """
 
 import uuid
