@@ -1,60 +1,54 @@
-"""Every recorded HuleEdu message, consumed by the service's own processor into the in-memory
-store, changes the batch as TOPICS.md says: its roster, its essays' outcomes, its step outcome.
+"""Every recorded HuleEdu message, consumed by the service's own pipeline into the in-memory
+stores, changes its batch as TOPICS.md says: its roster, its essays' results, its step outcome.
 A result that names no batch is given one by a roster, as the platform's rosters do."""
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.fetched_batch import FetchedBatch
-from batch_conductor_service.domain.batch_state import RosterSource
-from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.domain.batch_state import (
+    BatchChange,
+    ParkedResult,
+    RosterSource,
+)
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
-from common_core.events import BatchResultReading, EssayResultReading, RosterReading
 from common_core.topics import Topic
 from tests.contract.test_fixture_readings import EXPECTED
 from tests.support import event_factory as ev
 from tests.support import huleedu_fixtures as hf
 from tests.support.consumed_message import Message
-from tests.support.recording_dlq import RecordingDlqProducer
+from tests.support.pipeline_harness import memory_harness
 
 
 @pytest.mark.parametrize("name", hf.fixture_names())
 async def test_each_fixture_changes_its_batch_as_topics_md_says(name: str) -> None:
     fixture = hf.load(name)
-    _, reading = EXPECTED[name](fixture)
-    repository = InMemoryBatchStateRepository(ttl_seconds=3600)
-    dead_letters = RecordingDlqProducer()
-    processor = EventBatchProcessor(
-        repository,
-        dead_letters,
-        BcsMetrics(CollectorRegistry()),
-        placement=InMemoryEssayPlacement(ttl_seconds=3600),
-    )
+    said = EXPECTED[name](fixture)
+    harness = memory_harness()
     messages = [Message(fixture.topic, 0, 0, fixture.wire())]
-    batch_id = getattr(reading, "batch_id", None)
-    if batch_id is None:
+    if isinstance(said, ParkedResult):
         # The real seed-era spell checker names no batch: a roster does.
-        assert isinstance(reading, EssayResultReading)
-        batch_id = "roster-batch"
-        roster = ev.ready(batch_id, [reading.essay_id])
+        change = said.placed_in("roster-batch")
+        roster = ev.ready(change.batch_id, [said.essay_id])
         messages.append(Message(Topic.BATCH_ESSAYS_READY, 0, 1, ev.encode(roster)))
-
-    await processor.process(FetchedBatch.of(messages))
-
-    assert dead_letters.sent == []
-    snapshot = await repository.get_snapshot(batch_id)
-    if isinstance(reading, RosterReading):
-        assert snapshot.roster == reading.essay_ids
-        assert snapshot.roster_source is RosterSource(reading.kind.value)
-    elif isinstance(reading, EssayResultReading):
-        outcomes = snapshot.succeeded_for(reading.step) | snapshot.failed_for(reading.step)
-        assert outcomes == {reading.essay_id}
-        assert (reading.essay_id in snapshot.succeeded_for(reading.step)) is reading.succeeded
     else:
-        assert isinstance(reading, BatchResultReading)
-        assert snapshot.succeeded_for(reading.step) == set(reading.succeeded)
-        assert snapshot.failed_for(reading.step) == set(reading.failed)
-        outcome = snapshot.batch_outcomes[reading.step]
-        assert outcome.status is reading.status
+        assert isinstance(said, BatchChange)
+        change = said
+
+    await harness.handle(messages)
+
+    assert harness.dead_letters.sent == []
+    repository = harness.repository
+    assert isinstance(repository, InMemoryBatchStateRepository)
+    facts = await repository.facts(change.batch_id)
+    assert facts is not None
+    assert fixture.at("event_id") in facts.event_ids
+    if change.roster is not None:
+        assert change.roster_source is not None
+        assert facts.rosters == {RosterSource(change.roster_source): set(change.roster)}
+    for essay in change.essays:
+        holding = facts.succeeded if essay.succeeded else facts.failed
+        assert essay.essay_id in holding[essay.step]
+    stored = [ids for by_step in (facts.succeeded, facts.failed) for ids in by_step.values()]
+    assert sum(map(len, stored)) == len(change.essays)
+    if change.outcome is not None:
+        assert change.outcome_step is not None
+        assert facts.latest_outcomes()[change.outcome_step] == change.outcome

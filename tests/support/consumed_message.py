@@ -1,7 +1,10 @@
-"""A consumed Kafka message as the consumer reads one (consumer/offsets.py ConsumedMessage),
-for tests that hand the processor messages without a broker."""
+"""A consumed Kafka message as the pipeline reads one (consumer/pipeline.py Record), for tests
+that hand the pipeline messages without a broker."""
 
 from dataclasses import dataclass
+from typing import Any
+
+from tests.support.event_factory import encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,3 +14,7 @@ class Message:
     offset: int
     value: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def msg(topic: str, offset: int, document: dict[str, Any], partition: int = 0) -> Message:
+    return Message(topic, partition, offset, encode(document))

@@ -2,28 +2,26 @@
 (a dead-letter reason on Kafka, a 400 over HTTP), never a crash, a stall or a 500."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 from structlog.testing import capture_logs
 
-from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.fetched_batch import FetchedBatch
 from batch_conductor_service.consumer.translation import UnprocessableEventError, translate
-from batch_conductor_service.metrics import BcsMetrics
-from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
+from batch_conductor_service.domain.batch_state import BatchChange
 from common_core.topics import Topic
 from tests.support import event_factory as ev
-from tests.support.recording_dlq import RecordingDlqProducer
-from tests.unit.consumer.test_batch_processor import msg
+from tests.support.consumed_message import msg
+from tests.support.pipeline_harness import memory_harness
 
 PHASE = Topic.BATCH_PHASE_OUTCOME.value
 TOO_LONG = "x" * 256
+# Received well after the event_factory's stamps, within the default allowed skew.
+RECEIVED = datetime(2025, 6, 21, 13, tzinfo=UTC)
+MAX_SKEW = timedelta(hours=1)
 
 
 def phase(**data: Any) -> dict[str, Any]:
@@ -64,40 +62,33 @@ def phase(**data: Any) -> dict[str, Any]:
 def test_an_out_of_bounds_field_is_a_schema_validation_failure(document: dict[str, Any]) -> None:
     # json, not orjson: orjson refuses to write a lone surrogate, JSON carries it as an escape.
     with pytest.raises(UnprocessableEventError) as caught:
-        translate(PHASE, json.dumps(document).encode())
+        translate(PHASE, json.dumps(document).encode(), RECEIVED, MAX_SKEW)
     # A lone surrogate is already refused by the JSON parser.
     assert caught.value.reason.value in {"schema_validation_failed", "invalid_json"}
 
 
 def test_the_longest_accepted_ids_are_read() -> None:
     longest = "y" * 255
-    event = translate(PHASE, ev.encode(phase(batch_id=longest, failed_essay_ids=[longest])))
-    assert event.change.batch_id == longest
+    document = phase(batch_id=longest, failed_essay_ids=[longest])
+    said = translate(PHASE, ev.encode(document), RECEIVED, MAX_SKEW).said
+    assert isinstance(said, BatchChange)
+    assert said.batch_id == longest
 
 
 async def test_an_event_stamped_beyond_the_allowed_skew_is_dead_lettered_with_its_own_reason() -> (
     None
 ):
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    repository = InMemoryBatchStateRepository(ttl_seconds=3600)
-    dlq = RecordingDlqProducer()
-    processor = EventBatchProcessor(
-        repository,
-        dlq,
-        BcsMetrics(CollectorRegistry()),
-        clock=lambda: now,
-        placement=InMemoryEssayPlacement(3600),
-    )
+    harness = memory_harness(clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     in_time = {**phase(), "event_timestamp": "2026-01-01T00:59:00Z"}
     future = {**phase(batch_id="b2"), "event_timestamp": "2999-01-01T00:00:00Z"}
 
-    await processor.process(FetchedBatch.of([msg(PHASE, 0, in_time), msg(PHASE, 1, future)]))
+    await harness.handle([msg(PHASE, 0, in_time), msg(PHASE, 1, future)])
 
-    [record] = dlq.sent
+    [record] = harness.dead_letters.sent
     assert (record.reason, record.offset) == ("timestamp_in_future", 1)
     assert "3600s" in record.error
-    assert (await repository.get_snapshot("b1")).batch_outcomes
-    assert (await repository.get_snapshot("b2")).is_empty
+    assert (await harness.counts("b1")).latest
+    assert (await harness.counts("b2")).is_empty
 
 
 DEFINE = "/internal/v1/pipelines/define"
@@ -135,17 +126,12 @@ async def test_the_per_fetch_log_line_stays_small_whatever_the_ids_hold() -> Non
         msg(PHASE, i, {**phase(batch_id=f"b{i}"), "correlation_id": "c" * 255}) for i in range(20)
     ]
     bad = [msg(PHASE, 20 + i, {**phase(), "correlation_id": "x" * 1_000_000}) for i in range(20)]
-    processor = EventBatchProcessor(
-        InMemoryBatchStateRepository(ttl_seconds=3600),
-        RecordingDlqProducer(),
-        BcsMetrics(CollectorRegistry()),
-        clock=lambda: datetime(2025, 6, 21, 12, tzinfo=UTC),
-        placement=InMemoryEssayPlacement(3600),
-    )
+    harness = memory_harness(clock=lambda: RECEIVED)
 
     with capture_logs() as logs:
-        await processor.process(FetchedBatch.of([*good, *bad]))
+        await harness.handle([*good, *bad])
 
     [line] = [entry for entry in logs if entry["event"] == "event_batch_stored"]
     assert len(orjson.dumps(line, default=str)) < 8_000
     assert all(len(orjson.dumps(entry, default=str)) < 8_000 for entry in logs)
+    assert len(harness.dead_letters.sent) == 20

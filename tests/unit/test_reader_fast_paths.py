@@ -1,11 +1,10 @@
-"""The tolerant reader's fast paths (claims walked in one loop, canonical event ids recognised
-without parsing, printable ASCII accepted without a search) decide exactly as the plain
-definitions do, for any input."""
+"""The event contracts' fast paths (canonical event ids recognised without parsing, printable
+ASCII accepted without a search) decide exactly as the plain definitions do, for any input.
+(The formats' claims, walked in one loop, are tested with the translation they belong to:
+tests/unit/consumer/test_translation.py.)"""
 
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -13,32 +12,6 @@ from hypothesis import strategies as st
 
 from common_core.events.building_blocks import printable
 from common_core.events.envelope import _canonical_uuid
-from common_core.events.payload_formats import has_paths
-
-KEYS = st.sampled_from(["a", "b", "data", "entity", "status"])
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
-JSON = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)),
-    max_leaves=12,
-)
-PATHS = st.lists(KEYS, min_size=1, max_size=3).map(".".join)
-
-
-def _plain_claim(paths: list[str], payload: Any) -> int:
-    def has(node: Any, keys: list[str]) -> bool:
-        for key in keys:
-            if not isinstance(node, Mapping) or key not in node:
-                return False
-            node = node[key]
-        return True
-
-    return sum(1 for path in paths if has(payload, path.split(".")))
-
-
-@given(st.lists(PATHS, min_size=1, max_size=5), st.dictionaries(KEYS, JSON, max_size=5))
-def test_a_claim_counts_the_paths_the_payload_has(paths: list[str], payload: Any) -> None:
-    assert has_paths(*paths)(payload) == _plain_claim(paths, payload)
 
 
 def _spellings(value: uuid.UUID) -> st.SearchStrategy[str]:

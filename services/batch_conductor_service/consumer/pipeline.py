@@ -156,8 +156,11 @@ class EventPipeline:
         placed = {i.parked for i, _ in stored if i.parked is not None}
         await self._placement.unpark(list(placed - {i.parked for i, _ in failed}))
         reason = DeadLetterReason.PROCESSING_FAILED
-        poison = [Dead(i.record, reason, e, i.correlation_id) for i, e in failed if i.record]
-        dead_lettered = [*dead, *unplaceable, *poison]
+        # A message is dead-lettered once, however many of its changes failed.
+        poison = {
+            id(i.record): Dead(i.record, reason, e, i.correlation_id) for i, e in failed if i.record
+        }
+        dead_lettered = [*dead, *unplaceable, *poison.values()]
         for item in dead_lettered:
             await self._dead_letter(item)
         self._report(records, events, stored, started, {id(d.record) for d in dead_lettered})

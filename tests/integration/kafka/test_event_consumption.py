@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as HttpClient
 
-from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchChange
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
@@ -192,12 +192,14 @@ class RecordingRepository(InMemoryBatchStateRepository):
         self.failed_calls = 0
         self.results: list[tuple[str, ApplyResult]] = []
 
-    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def apply(self, changes: Sequence[BatchChange]) -> list[ApplyResult]:
         if self.failing:
             self.failed_calls += 1
             raise StateStoreUnavailableError("memory", "switched off by the test", 0.1)
-        results = await super().apply_many(changes)
-        self.results.extend((c.event_id, r) for c, r in zip(changes, results, strict=True))
+        results = await super().apply(changes)
+        self.results.extend(
+            (c.event_id, r) for c, r in zip(changes, results, strict=True) if c.event_id
+        )
         return results
 
     def results_for(self, event_ids: list[str]) -> Counter[ApplyResult]:
@@ -300,8 +302,9 @@ async def test_stopping_and_restarting_mid_stream_loses_and_repeats_nothing(
         )
     assert stopped_at < len(ids)
     assert repository.results_for(ids) == {ApplyResult.APPLIED: len(ids)}
-    snapshot = await repository.get_snapshot(batch)
-    assert snapshot.succeeded_for("spellcheck") == frozenset(essays)
+    facts = await repository.facts(batch)
+    assert facts is not None
+    assert facts.succeeded["spellcheck"] == set(essays)
 
 
 async def test_http_serves_and_health_is_degraded_while_kafka_is_unreachable() -> None:

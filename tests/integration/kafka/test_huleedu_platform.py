@@ -14,8 +14,8 @@ import pytest
 from quart.typing import TestClientProtocol as HttpClient
 from redis.asyncio import Redis
 
+from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.wiring.app import create_app
-from common_core.events.tolerant_reader import CONSUMED_TOPICS
 from common_core.topics import CurrentTopic, Topic, dlq_topic
 from tests.conftest import service_missing
 from tests.integration.kafka.kafka_support import Publisher, eventually, kafka_settings, read_topic

@@ -130,3 +130,22 @@ async def test_reconnecting_after_a_kafka_error_is_degraded_with_the_error() -> 
     assert component.state is HealthState.DEGRADED
     assert component.detail["state"] == "reconnecting"
     assert component.detail["error"] == "KafkaConnectionError('gone')"
+
+
+async def test_a_consumer_without_progress_for_longer_than_the_stall_limit_is_unhealthy() -> None:
+    now = [100.0]
+    health = ConsumerHealth(enabled=True, stall_seconds=60.0, clock=lambda: now[0])
+    health.running(1)
+    health.failing(ConsumerPhase.RETRYING, "StateStoreUnavailableError('redis')")
+    now[0] += 59.0
+    health.failing(ConsumerPhase.RETRYING, "StateStoreUnavailableError('redis')")
+
+    assert (await health.health())["kafka_consumer"].state is HealthState.DEGRADED
+
+    now[0] += 2.0
+    report = (await health.health())["kafka_consumer"]
+    assert report.state is HealthState.UNHEALTHY
+    assert report.detail["stalled_seconds"] == 61.0
+
+    health.running(1)
+    assert (await health.health())["kafka_consumer"].state is HealthState.OK

@@ -3,13 +3,14 @@
 Hypothesis feeds arbitrary bytes to every consumed topic, and valid envelopes of both
 generations of the platform with one part mutated (any field, at any depth, replaced by a value
 of any type: huge, hostile, nested, or removed). The only outcomes allowed are a change (or an
-unplaced essay result) whose ids and names are within the edge's bounds, or an
-UnprocessableEventError with one of the reasons the reader assigns: never another exception,
-never the catch-all `processing_failed`.
+essay result for the rosters to place, or nothing) whose ids and names are within the edge's
+bounds, or an UnprocessableEventError with one of the reasons the translation assigns: never
+another exception, never the catch-all `processing_failed`.
 """
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +18,10 @@ from hypothesis import strategies as st
 
 from batch_conductor_service.consumer.translation import (
     CONSUMED_TOPICS,
-    TranslatedEvent,
-    UnplacedEvent,
     UnprocessableEventError,
     translate,
 )
+from batch_conductor_service.domain.batch_state import BatchChange, ParkedResult
 from common_core.events import DeadLetterReason
 from common_core.topics import Topic
 from tests.support import event_factory as ev
@@ -30,12 +30,13 @@ from tests.support import huleedu_fixtures as hf
 CLASSIFIED = {
     DeadLetterReason.INVALID_JSON,
     DeadLetterReason.SCHEMA_VALIDATION_FAILED,
-    DeadLetterReason.UNPLACEABLE_EVENT,
+    DeadLetterReason.TIMESTAMP_IN_FUTURE,
 }
 UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Figures quoted in the README's "Hostile input" section.
 BYTES_EXAMPLES = 400
 MUTATION_EXAMPLES = 800
+MAX_SKEW = timedelta(hours=1)
 
 
 def seed_era_samples() -> list[tuple[str, dict[str, Any]]]:
@@ -129,8 +130,10 @@ def mutated(document: Any, path: tuple[Any, ...], value: Any, delete: bool) -> A
 
 
 def check(topic: str, raw: bytes) -> str:
+    # Received now: the samples are stamped in the past (the fixtures within the last hour).
+    received = datetime.now(UTC)
     try:
-        event = translate(topic, raw)
+        event = translate(topic, raw, received, MAX_SKEW)
     except UnprocessableEventError as error:
         rejected = error
     else:
@@ -138,19 +141,24 @@ def check(topic: str, raw: bytes) -> str:
     if rejected is not None:
         assert rejected.reason in CLASSIFIED, rejected
         return rejected.reason.value
-    assert isinstance(event, TranslatedEvent | UnplacedEvent)
-    if isinstance(event, TranslatedEvent):
-        change = event.change
-        ids = [change.batch_id, change.event_id, *(change.roster or ())]
-        ids += [o.essay_id for o in change.essay_outcomes] + [o.step for o in change.essay_outcomes]
-        if change.batch_outcome_step is not None:
-            ids.append(change.batch_outcome_step)
-        correlation_id = event.correlation_id
+    said = event.said
+    ids = [event.event_id]
+    if isinstance(said, BatchChange):
+        assert said.event_id == event.event_id
+        ids += [said.batch_id, *(said.roster or ())]
+        ids += [e.essay_id for e in said.essays] + [e.step for e in said.essays]
+        if said.outcome_step is not None:
+            ids.append(said.outcome_step)
+        if said.outcome is not None:
+            # The time rule holds whatever else the message holds.
+            assert said.outcome.at <= received
+    elif isinstance(said, ParkedResult):
+        assert said.event_id == event.event_id
+        ids += [said.essay_id, said.step]
     else:
-        ids = [event.event_id, event.essay_id]
-        correlation_id = event.correlation_id
-    if correlation_id is not None:
-        ids.append(correlation_id)
+        assert said is None
+    if event.correlation_id is not None:
+        ids.append(event.correlation_id)
     for value in ids:
         assert 0 < len(value) <= 255, value[:80]
         assert not UNPRINTABLE.search(value), repr(value[:80])

@@ -1,5 +1,6 @@
-"""EventConsumer against a fake AIOKafkaConsumer: what it commits and when, and how it survives
-Kafka and store failures. No network, no sleeps: every wait is for a state the fake reaches."""
+"""The consumer loop (consumer/loop.py) against a fake AIOKafkaConsumer: what it commits and
+when, how it waits out store failures (exponential backoff) and survives Kafka failures, and how
+it stops. No network, no sleeps: every wait is for a state the fake reaches."""
 
 import asyncio
 from collections.abc import Callable, Sequence
@@ -7,22 +8,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import tenacity
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, RequestTimedOutError
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from batch_conductor_service.consumer.backoff import ExponentialBackoff
-from batch_conductor_service.consumer.batch_processor import EventBatchProcessor
-from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
-from batch_conductor_service.domain.batch_state import ApplyResult, BatchStateChange
+from batch_conductor_service.consumer.loop import EventConsumer
+from batch_conductor_service.consumer.pipeline import EventPipeline
+from batch_conductor_service.domain.batch_state import ApplyResult, BatchChange
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import (
     InMemoryBatchStateRepository,
+    InMemoryEssayPlacement,
 )
-from batch_conductor_service.stores.placement.memory import InMemoryEssayPlacement
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.recording_dlq import RecordingDlqProducer
@@ -192,7 +193,8 @@ class ObservedHealth(ConsumerHealth):
 
 
 class GatedRepository(InMemoryBatchStateRepository):
-    """Holds every write until the test opens the gate; can be switched off."""
+    """Holds every write until the test opens the gate; can be switched off, for good or for
+    the next `fail_next` writes."""
 
     def __init__(self, broker: FakeBroker) -> None:
         super().__init__(ttl_seconds=3600)
@@ -201,44 +203,48 @@ class GatedRepository(InMemoryBatchStateRepository):
         self.gate.set()
         self.writing = asyncio.Event()
         self.down = False
+        self.fail_next = 0
         self.failed_calls = 0
         self.applied_event_ids: list[str] = []
 
-    async def apply_many(self, changes: Sequence[BatchStateChange]) -> list[ApplyResult]:
+    async def apply(self, changes: Sequence[BatchChange]) -> list[ApplyResult]:
         self.writing.set()
         await self.gate.wait()
-        if self.down:
+        if self.down or self.fail_next:
+            self.fail_next = max(0, self.fail_next - 1)
             self.failed_calls += 1
             self._broker.notify()
             raise StateStoreUnavailableError("memory", "switched off by the test", 0.0)
-        results = await super().apply_many(changes)
-        self.applied_event_ids += [change.event_id for change in changes]
+        results = await super().apply(changes)
+        self.applied_event_ids += [str(change.event_id) for change in changes]
         self._broker.notify()
         return results
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, backoff_initial_seconds: float = 0.0, backoff_max_seconds: float = 0.0):
         self.broker = FakeBroker(READY, SPELLCHECK)
         self.registry = CollectorRegistry()
         self.repository = GatedRepository(self.broker)
         self.health = ObservedHealth(self.broker)
         self.phases_at_connect: list[ConsumerPhase] = []
+        self.dead_letters = RecordingDlqProducer()
         metrics = BcsMetrics(self.registry)
-        processor = EventBatchProcessor(
+        self.pipeline = EventPipeline(
             self.repository,
-            RecordingDlqProducer(),
+            InMemoryEssayPlacement(3600, 3600, 1000, metrics),
+            self.dead_letters,
             metrics,
-            placement=InMemoryEssayPlacement(3600),
+            max_records=100,
         )
         self.consumer = EventConsumer(
             self._connect,
             self.broker.topics,
-            processor,
+            self.pipeline,
             self.health,
             metrics,
-            ExponentialBackoff(initial_seconds=0.0, maximum_seconds=0.0),
-            max_records=100,
+            backoff_initial_seconds=backoff_initial_seconds,
+            backoff_max_seconds=backoff_max_seconds,
         )
 
     def _connect(self) -> FakeKafkaConsumer:
@@ -275,7 +281,7 @@ def spellcheck(essay: str) -> dict[str, Any]:
     return ev.spellcheck("b1", essay)
 
 
-async def test_a_batch_is_committed_only_after_it_is_stored_one_past_the_last_offset() -> None:
+async def test_a_fetch_is_committed_only_after_it_is_stored_one_past_the_last_offset() -> None:
     harness = Harness()
     harness.repository.gate.clear()
     documents = [ev.ready("b1", ["e1", "e2"]), spellcheck("e1"), spellcheck("e2")]
@@ -310,29 +316,71 @@ async def test_a_store_failure_seeks_back_commits_nothing_then_catches_up() -> N
     harness.repository.down = False
     await harness.committed({SPELLCHECK: 2})
 
-    # The retry fetched the same messages again from the first offset of the batch.
+    # The retry fetched the same messages again from the first offset of the fetch.
     assert harness.repository.applied_event_ids == [first["event_id"], second["event_id"]]
     assert harness.broker.commits == [{SPELLCHECK: 2}]
     await harness.broker.until(lambda: harness.health.phase is ConsumerPhase.RUNNING)
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
-async def test_the_retry_warning_names_the_partitions_and_ids_of_the_batch() -> None:
+async def test_each_retry_is_logged_with_what_failed() -> None:
     harness = Harness()
     harness.repository.down = True
-    document = ev.spellcheck("b1", "e1", correlation_id="corr-retry")
-    harness.broker.produce(SPELLCHECK, document)
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
 
     with capture_logs() as logs:
         await harness.started()
         await harness.broker.until(lambda: harness.repository.failed_calls >= 1)
         await harness.consumer.stop(HANG_GUARD_SECONDS)
 
-    warning = next(line for line in logs if line["event"] == "consumer_batch_will_retry")
-    assert warning["kind"] == "infrastructure"
-    assert warning["correlation_ids"] == ["corr-retry"]
-    assert warning["event_ids"] == [document["event_id"]]
-    assert warning["partitions"] == {f"{SPELLCHECK.topic}/{SPELLCHECK.partition}": [0, 0]}
+    warning = next(line for line in logs if line["event"] == "consumer_will_retry")
+    assert warning["phase"] == "retrying"
+    assert "StateStoreUnavailableError" in warning["error"]
+
+
+class RecordedWaits:
+    """Stands in for the loop's sleep: keeps each wait and returns at once."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.broker.notify()
+        await asyncio.sleep(0)
+
+
+class HighestJitter:
+    """Stands in for the random module in tenacity's waits: every draw is its upper bound."""
+
+    @staticmethod
+    def uniform(low: float, high: float) -> float:
+        return high
+
+
+async def test_the_wait_between_retries_doubles_to_its_cap_and_starts_again_after_a_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Exponential backoff with full jitter: the n-th wait is drawn up to initial * 2**(n-1),
+    # capped; with every draw at its bound, the waits are those ceilings.
+    monkeypatch.setattr(tenacity.wait, "random", HighestJitter)
+    harness = Harness(backoff_initial_seconds=0.5, backoff_max_seconds=3.0)
+    waits = RecordedWaits(harness.broker)
+    harness.consumer._sleep = waits  # type: ignore[method-assign]
+    harness.repository.fail_next = 5
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    await harness.started()
+    await harness.committed({SPELLCHECK: 1})
+
+    assert waits.waits == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+    harness.repository.fail_next = 1
+    harness.broker.produce(SPELLCHECK, spellcheck("e2"))
+    await harness.committed({SPELLCHECK: 2})
+
+    assert waits.waits[5:] == [0.5]
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
 async def test_a_kafka_error_from_getmany_reconnects_and_health_shows_it() -> None:
@@ -352,7 +400,7 @@ async def test_a_kafka_error_from_getmany_reconnects_and_health_shows_it() -> No
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
-async def test_a_kafka_error_from_commit_reconnects_and_the_batch_is_redelivered() -> None:
+async def test_a_kafka_error_from_commit_reconnects_and_the_fetch_is_redelivered() -> None:
     harness = Harness()
     client = await harness.started()
     client.fail_next("commit", RequestTimedOutError())
@@ -415,7 +463,7 @@ async def test_revoked_partitions_lose_their_lag_series() -> None:
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
-async def test_stop_while_a_batch_is_in_hand_commits_it_and_closes_the_client() -> None:
+async def test_stop_while_a_fetch_is_in_hand_commits_it_and_closes_the_client() -> None:
     harness = Harness()
     harness.repository.gate.clear()
     harness.broker.produce(SPELLCHECK, spellcheck("e1"))
@@ -449,7 +497,7 @@ async def test_a_consumer_task_killed_by_a_bug_shows_in_health_and_stop_does_not
     assert len(harness.broker.clients) == 1
 
 
-async def test_stop_is_bounded_when_a_batch_never_finishes_and_still_closes_the_client() -> None:
+async def test_stop_is_bounded_when_a_fetch_never_finishes_and_still_closes_the_client() -> None:
     harness = Harness()
     harness.repository.gate.clear()
     harness.broker.produce(SPELLCHECK, spellcheck("e1"))
@@ -503,20 +551,17 @@ async def test_stop_while_joining_the_group_closes_the_client_without_waiting_ou
     assert "consumer_stop_timed_out" not in events
 
 
-async def test_a_batch_failing_with_a_bug_is_handled_message_by_message_and_committed() -> None:
+async def test_a_fetch_failing_with_a_bug_is_handled_message_by_message_and_committed() -> None:
     harness = Harness()
-    processor = harness.consumer._processor
-    dead_letters = processor._dead_letters
-    assert isinstance(dead_letters, RecordingDlqProducer)
-    real_process = processor.process
+    real_handle = harness.pipeline.handle
 
-    async def buggy(batch: Any) -> Any:
+    async def buggy(records: Sequence[Any]) -> None:
         # A bug outside the store that one message triggers, whatever it is fetched with.
-        if any(m.topic == SPELLCHECK.topic and m.offset == 1 for m in batch.messages):
+        if any(r.topic == SPELLCHECK.topic and r.offset == 1 for r in records):
             raise RuntimeError("a bug nobody foresaw")
-        return await real_process(batch)
+        await real_handle(records)
 
-    processor.process = buggy  # type: ignore[method-assign]
+    harness.pipeline.handle = buggy  # type: ignore[method-assign]
     documents = [spellcheck("e1"), spellcheck("e2"), spellcheck("e3")]
     for document in documents:
         harness.broker.produce(SPELLCHECK, document)
@@ -524,7 +569,7 @@ async def test_a_batch_failing_with_a_bug_is_handled_message_by_message_and_comm
 
     await harness.committed({SPELLCHECK: 3})
 
-    [record] = dead_letters.sent
+    [record] = harness.dead_letters.sent
     assert (record.offset, record.reason) == (1, "processing_failed")
     assert "RuntimeError" in record.error
     assert set(harness.repository.applied_event_ids) == {
@@ -532,120 +577,20 @@ async def test_a_batch_failing_with_a_bug_is_handled_message_by_message_and_comm
         documents[2]["event_id"],
     }
     assert harness.errors("unexpected") == 1
+    assert harness.health.phase is ConsumerPhase.RUNNING
     await harness.consumer.stop(HANG_GUARD_SECONDS)
 
 
-def _spellchecks(count: int) -> list[dict[str, Any]]:
-    return [spellcheck(f"e{i}") for i in range(count)]
-
-
-def _on_getmany(
-    monkeypatch: pytest.MonkeyPatch,
-    before: Callable[[FakeKafkaConsumer, int], None] = lambda client, call: None,
-    after: Callable[[FakeKafkaConsumer, int], None] = lambda client, call: None,
-) -> None:
-    """Runs `before` and `after` around every getmany of every client, with the call's number."""
-    original = FakeKafkaConsumer.getmany
-    calls = 0
-
-    async def getmany(
-        self: FakeKafkaConsumer, timeout_ms: int, max_records: int
-    ) -> dict[TopicPartition, list[Any]]:
-        nonlocal calls
-        calls += 1
-        call = calls
-        before(self, call)
-        fetched = await original(self, timeout_ms, max_records)
-        after(self, call)
-        return fetched
-
-    monkeypatch.setattr(FakeKafkaConsumer, "getmany", getmany)
-
-
-async def test_the_next_fetch_is_read_before_the_one_in_hand_is_stored(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    harness = Harness()  # 100 records a fetch
-    harness.repository.gate.clear()
-    documents = _spellchecks(150)
-    for document in documents:
-        harness.broker.produce(SPELLCHECK, document)
-    # At the second fetch: where the partition stood, and what had been stored by then.
-    second_fetch: list[tuple[int, int]] = []
-
-    def note(client: FakeKafkaConsumer, call: int) -> None:
-        if call == 2:
-            second_fetch.append(
-                (client.positions[SPELLCHECK], len(harness.repository.applied_event_ids))
-            )
-
-    _on_getmany(monkeypatch, before=note)
-    await harness.started()
-    await harness.repository.writing.wait()
-    await harness.broker.until(lambda: bool(second_fetch))
-
-    assert second_fetch == [(100, 0)]
-    assert harness.broker.commits == []
-    harness.repository.gate.set()
-    await harness.committed({SPELLCHECK: 150})
-    assert harness.broker.commits[:2] == [{SPELLCHECK: 100}, {SPELLCHECK: 150}]
-    assert harness.repository.applied_event_ids == [d["event_id"] for d in documents]
-    await harness.consumer.stop(HANG_GUARD_SECONDS)
-
-
-async def test_a_store_failure_also_puts_back_the_fetch_read_ahead(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The fetch read ahead holds a partition the failed fetch did not: it must be read again
-    # too, or its message would be skipped for good.
+async def test_stop_while_the_store_is_down_commits_nothing_and_closes_the_client() -> None:
     harness = Harness()
     harness.repository.down = True
-    documents = _spellchecks(150)
-    for document in documents:
-        harness.broker.produce(SPELLCHECK, document)
-    ready = ev.ready("b1", ["e1"])
+    harness.broker.produce(SPELLCHECK, spellcheck("e1"))
+    client = await harness.started()
+    await harness.broker.until(lambda: harness.repository.failed_calls >= 1)
 
-    def arrives_after_the_first_fetch(client: FakeKafkaConsumer, call: int) -> None:
-        if call == 1:
-            harness.broker.produce(READY, ready)
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
 
-    _on_getmany(monkeypatch, after=arrives_after_the_first_fetch)
-    await harness.started()
-    await harness.broker.until(lambda: harness.repository.failed_calls >= 2)
     assert harness.broker.commits == []
-    harness.repository.down = False
-    await harness.committed({SPELLCHECK: 150, READY: 1})
-
-    assert set(harness.repository.applied_event_ids) == {
-        d["event_id"] for d in [*documents, ready]
-    }
-    await harness.consumer.stop(HANG_GUARD_SECONDS)
-
-
-async def test_a_kafka_error_reading_ahead_still_commits_the_fetch_in_hand(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    harness = Harness()
-    documents = _spellchecks(150)
-    for document in documents:
-        harness.broker.produce(SPELLCHECK, document)
-    # Where the client that replaces the failed one starts reading.
-    resumed_at: list[int] = []
-
-    def the_read_ahead_fails(client: FakeKafkaConsumer, call: int) -> None:
-        if call == 1:
-            client.fail_next("getmany", KafkaConnectionError("broker gone"))
-
-    def note_the_resume(client: FakeKafkaConsumer, call: int) -> None:
-        if client is not harness.broker.clients[0] and not resumed_at:
-            resumed_at.append(client.positions[SPELLCHECK])
-
-    _on_getmany(monkeypatch, before=note_the_resume, after=the_read_ahead_fails)
-    await harness.started()
-    await harness.committed({SPELLCHECK: 150})
-
-    assert len(harness.broker.clients) == 2
-    # The fetch in hand was stored and committed before the reconnect, not dropped with it.
-    assert resumed_at == [100]
-    assert harness.repository.applied_event_ids == [d["event_id"] for d in documents]
-    await harness.consumer.stop(HANG_GUARD_SECONDS)
+    assert client.closed
+    assert harness.health.phase is ConsumerPhase.STOPPED
+    assert harness.dead_letters.sent == []
