@@ -206,7 +206,8 @@ def test_failures_seen_are_reported_in_the_summary() -> None:
 def test_a_sentence_opening_with_a_step_name_keeps_the_name_as_spelled(step: str) -> None:
     graph = parse_pipelines(
         "pipelines:\n  p:\n    steps:\n"
-        f"      - {{name: {step}, service_name: s, event_type: e, event_data_model: m}}\n"
+        # Quoted: YAML reads a bare `no` or `on` as a boolean.
+        f"      - {{name: '{step}', service_name: s, event_type: e, event_data_model: m}}\n"
         "      - {name: cj_assessment, service_name: s, event_type: e, event_data_model: m}\n"
     )
     state = snapshot(roster=ROSTER, failed={step: {"e1"}, "cj_assessment": {"e2"}})
