@@ -342,6 +342,7 @@ def test_compose_includes_prometheus_and_grafana_behind_the_observability_profil
     assert set(services) == {"prometheus", "grafana"}
     for name, service in services.items():
         assert service["profiles"] == ["observability"], name
+        assert service["restart"] == "unless-stopped", name
         assert "test" in service["healthcheck"], name
         for volume in service["volumes"]:
             source = volume.split(":")[0]

@@ -3,10 +3,10 @@
 The platform's services send one another `X-Internal-API-Key` and `X-Service-ID` (who calls),
 but the platform's BOS sends BCS no key: the platform-wide HULEEDU_INTERNAL_API_KEY is not read,
 or every real /define would be refused. A missing or wrong key gets 401 with a JSON body and is
-counted; the caller's service id goes into the log line either way. /healthz, /metrics and
-/openapi.json stay open: probes and scrapers hold no key. Unset, nothing is
-required, and the write endpoint /internal/v1/phases/complete is then open to anything that
-reaches the port.
+counted; the caller's service id goes into the log line either way. /healthz, /livez,
+/readyz, /metrics and /openapi.json stay open: probes and scrapers hold no key. Unset, nothing
+is required, and the write endpoint /internal/v1/phases/complete is then open to anything
+that reaches the port.
 """
 
 import hmac

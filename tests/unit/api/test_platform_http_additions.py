@@ -205,7 +205,7 @@ async def test_a_refusal_names_the_caller_in_its_log_line(guarded: Any) -> None:
     assert refusal["caller_service"] == "rogue-service"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/metrics", "/openapi.json"])
 async def test_probes_and_scrapers_need_no_key(guarded: Any, path: str) -> None:
     client, _ = guarded
     response = await client.get(path)
