@@ -10,6 +10,7 @@ from quart_dishka import QuartDishka
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
+from batch_conductor_service.api.request_log import log_request
 from batch_conductor_service.api.responses import error_response, internal_error_response
 from batch_conductor_service.consumer.fetch_loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
@@ -102,7 +103,7 @@ def setup_request_context(app: Quart, http_metrics: HttpMetrics) -> None:
     @app.after_request
     async def _finish_request(response: Response) -> Response:
         response.headers[CORRELATION_HEADER] = adopt_correlation_id()
-        http_metrics.record(response)
+        log_request(response, http_metrics.record(response))
         return response
 
 

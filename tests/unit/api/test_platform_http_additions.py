@@ -193,7 +193,7 @@ async def test_the_right_key_passes_and_the_callers_service_id_is_logged(guarded
             DEFINE, json={"batch_id": "b1", "requested_pipeline": "spellcheck"}, headers=headers
         )
     assert response.status_code == 200
-    [requested] = [line for line in logs if line["event"] == "pipeline_define_requested"]
+    [requested] = [line for line in logs if line["event"] == "http_request"]
     assert requested["caller_service"] == "batch-orchestrator-service"
 
 
