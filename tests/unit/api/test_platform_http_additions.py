@@ -207,7 +207,15 @@ async def test_a_refusal_names_the_caller_in_its_log_line(guarded: Any) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/healthz", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/swagger-ui-bundle.js"],
+    [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/swagger-ui-bundle.js",
+    ],
 )
 async def test_probes_and_scrapers_need_no_key(guarded: Any, path: str) -> None:
     client, _ = guarded
