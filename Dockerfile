@@ -35,6 +35,6 @@ COPY pipelines.yaml /app/pipelines.yaml
 USER 10001:10001
 EXPOSE 4002
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import os, sys, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('BCS_HTTP_PORT', '4002')}/healthz\", timeout=2); sys.exit(0)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('BCS_HTTP_PORT', '4002')}/livez\", timeout=2); sys.exit(0)"]
 STOPSIGNAL SIGTERM
 CMD ["bcs"]

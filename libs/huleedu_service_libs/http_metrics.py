@@ -43,7 +43,9 @@ class HttpMetrics:
     def start_timer(self) -> None:
         g.http_metrics_started = time.perf_counter()
 
-    def record(self, response: Response) -> None:
+    def record(self, response: Response) -> float | None:
+        """Counts the response and times the request; returns the seconds it took (None
+        without start_timer)."""
         started = g.get("http_metrics_started")
         # The route template, not the raw path, keeps label cardinality bounded.
         endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
@@ -54,11 +56,14 @@ class HttpMetrics:
             counted = self.requests.labels(method, endpoint, str(status))
             self._counted[(method, endpoint, status)] = counted
         counted.inc()
-        if started is not None:
-            timed = self._timed.get((method, endpoint))
-            if timed is None:
-                timed = self._timed[(method, endpoint)] = self.duration.labels(method, endpoint)
-            timed.observe(time.perf_counter() - started)
+        if started is None:
+            return None
+        timed = self._timed.get((method, endpoint))
+        if timed is None:
+            timed = self._timed[(method, endpoint)] = self.duration.labels(method, endpoint)
+        seconds: float = time.perf_counter() - started
+        timed.observe(seconds)
+        return seconds
 
     async def _start_timer(self) -> None:
         self.start_timer()

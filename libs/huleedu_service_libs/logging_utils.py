@@ -12,6 +12,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict
 
+from huleedu_service_libs.log_rate_limit import RepeatLimiter, log_suppressed
+
 CORRELATION_ID_KEY = "correlation_id"
 
 
@@ -57,6 +59,8 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
     )
     handler = logging.StreamHandler(_CurrentStdout())
     handler.setFormatter(formatter)
+    # On the handler: a logger's filter would not see its children's (aiokafka.conn, ...) lines.
+    handler.addFilter(RepeatLimiter(log_suppressed, prefixes=("aiokafka",)))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

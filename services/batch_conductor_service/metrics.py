@@ -1,17 +1,94 @@
 """Every Prometheus metric of the service, declared once against an injected registry."""
 
-from collections.abc import Callable, Iterator, Sequence
+import platform
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common_core.events.dead_letter import DeadLetterReason
 from huleedu_service_libs.http_metrics import HttpMetrics
+
+DISTRIBUTION = "huleedu-batch-conductor-service"
+
+# The label values known before their first event, exported at zero from start-up: a rule's
+# rate() or increase() then counts the first event, and the dashboard shows the series at all.
+# (Steps, topics and routes come from the pipelines file, the consumer and the app.)
+RESOLUTION_STATUSES = (
+    "success",
+    "unknown_pipeline",
+    "precondition_failed",
+    "state_unavailable",
+    "failure",
+)
+EVENT_OUTCOMES = (
+    "applied",
+    "duplicate",
+    "dead_lettered",
+    "replay_failed",
+    "retried",
+    "parked",
+    "ignored",
+)
+DLQ_REASONS = tuple(reason.value for reason in DeadLetterReason)
+CONSUMER_ERROR_KINDS = ("infrastructure", "kafka", "isolating", "unexpected")
+ATOMIC_RETRY_OPERATIONS = ("apply",)
+FALLBACK_WRITE_OPERATIONS = ("apply",)
+_PLACEMENT_OPERATIONS = (
+    "placement_index",
+    "placement_lookup",
+    "placement_park",
+    "placement_parked",
+    "placement_unpark",
+    "health",
+)
+STORE_OPERATIONS = {
+    "redis": (
+        "read",
+        "apply",
+        "restore",
+        "parse",
+        "lost_keys",
+        "behind_record",
+        *_PLACEMENT_OPERATIONS,
+    ),
+    "postgresql": ("record", "load", "version", "placement_count", *_PLACEMENT_OPERATIONS),
+}
+UNPLACED_OUTCOMES = (
+    "parked",
+    "placed_on_arrival",
+    "placed_by_roster",
+    "expired",
+    "refused",
+    "failed",
+)
+AUTH_FAILURE_REASONS = ("missing", "invalid")
+# Per route: the success every route gives, and the 5xx the error-rate alert counts.
+HTTP_STATUSES_AT_START = ("200", "500", "503")
 
 
 class BcsMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # The standard process, Python and GC collectors, on this registry, not the global one.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        build = Info(
+            "bcs_build", "The running build: the service's version and Python's.", registry=registry
+        )
+        build.info({"version": _package_version(), "python_version": platform.python_version()})
         self.http = HttpMetrics(registry)
         self.pipeline_resolutions = Counter(
             "bcs_pipeline_resolutions_total",
@@ -125,11 +202,53 @@ class BcsMetrics:
             registry=registry,
         )
 
+    def export_known_series(
+        self,
+        *,
+        steps: Iterable[str],
+        topics: Iterable[str],
+        routes: Iterable[tuple[str, str]],
+    ) -> None:
+        """Creates every labelled series with its known label values, at zero."""
+        for status in RESOLUTION_STATUSES:
+            self.pipeline_resolutions.labels(status)
+        for step in steps:
+            self.pipeline_steps_pruned.labels(step)
+        for topic in topics:
+            for outcome in EVENT_OUTCOMES:
+                self.events_processed.labels(topic, outcome)
+            for reason in DLQ_REASONS:
+                self.dlq_records.labels(topic, reason)
+        for kind in CONSUMER_ERROR_KINDS:
+            self.consumer_errors.labels(kind)
+        for operation in ATOMIC_RETRY_OPERATIONS:
+            self.repository_atomic_retries.labels(operation)
+        for operation in FALLBACK_WRITE_OPERATIONS:
+            self.repository_fallbacks.labels(operation)
+        for store, operations in STORE_OPERATIONS.items():
+            for operation in operations:
+                self.repository_errors.labels(store, operation)
+        for outcome in UNPLACED_OUTCOMES:
+            self.unplaced_results.labels(outcome)
+        for reason in AUTH_FAILURE_REASONS:
+            self.internal_auth_failures.labels(reason)
+        for method, endpoint in routes:
+            self.http.duration.labels(method, endpoint)
+            for status in HTTP_STATUSES_AT_START:
+                self.http.requests.labels(method, endpoint, status)
+
     def track_consumer(
         self, read_state: Callable[[], tuple[str, float]], states: Sequence[str]
     ) -> None:
         """Exports the consumer's state as /healthz sees it, read at each scrape."""
         self.registry.register(_ConsumerStateCollector(read_state, tuple(states)))
+
+
+def _package_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class _ConsumerStateCollector(Collector):

@@ -20,10 +20,6 @@ from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
-from huleedu_service_libs.log_bounds import clip_id
-from huleedu_service_libs.logging_utils import get_logger
-
-logger = get_logger(__name__)
 
 
 class PipelineResolutionService:
@@ -73,13 +69,6 @@ class PipelineResolutionService:
         self._succeeded.inc()
         for pruned in resolution.pruned:
             self._pruned_counter(pruned.step).inc()
-        logger.info(
-            "pipeline_resolved",
-            batch_id=clip_id(batch_id),
-            requested_pipeline=clip_id(request.requested),
-            final_pipeline=list(resolution.final_pipeline),
-            pruned=[p.step for p in resolution.pruned],
-        )
         return resolution
 
     async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[StepReport, ...]] | None:

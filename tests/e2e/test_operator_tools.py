@@ -247,7 +247,9 @@ def test_commands_say_plainly_when_nothing_answers(tmp_path: Path) -> None:
 
 
 def test_inspect_sends_the_internal_api_key_the_service_requires(tmp_path: Path) -> None:
-    key = {"BCS_INTERNAL_API_KEY": "s3cret-ops-key"}
+    # Not Latin-1: the CLI sends it as UTF-8 and the service compares UTF-8 bytes.
+    key = {"BCS_INTERNAL_API_KEY": "s3cret-ops-ключ"}
+    platform_key = {"HULEEDU_INTERNAL_API_KEY": key["BCS_INTERNAL_API_KEY"]}
     service = start_service(
         [sys.executable, "-m", "batch_conductor_service"],
         {"BCS_USE_MOCK_REPOSITORY": "true", "BCS_KAFKA_CONSUMER_ENABLED": "false", **key},
@@ -257,11 +259,12 @@ def test_inspect_sends_the_internal_api_key_the_service_requires(tmp_path: Path)
     try:
         command = [str(BIN / "bcs"), "inspect", "b1", "--url", service.base_url]
         with_key = run_tool(command, key)
-        without_key = run_tool(command, {})
+        # Neither the service nor its CLI reads the platform-wide key.
+        with_platform_key = run_tool(command, platform_key)
     finally:
         stop_if_running(service)
     assert with_key.stderr.startswith("bcs: 404 batch_not_found")
-    assert without_key.stderr.startswith("bcs: 401 unauthorized")
+    assert with_platform_key.stderr.startswith("bcs: 401 unauthorized")
 
 
 def test_a_planted_dev_state_file_sends_nothing_to_the_address_it_names(tmp_path: Path) -> None:

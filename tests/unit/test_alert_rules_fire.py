@@ -18,9 +18,20 @@ from tests.conftest import service_missing
 from tests.unit.test_observability_files import RULES
 
 DEFINE = 'endpoint="/internal/v1/pipelines/define",method="POST"'
+TARGET = {"job": "batch_conductor_service", "instance": "bcs-1:4002"}
+UP = 'up{job="batch_conductor_service",instance="bcs-1:4002"}'
 
 # alert -> (input series, [(eval time, labels of the alerts expected then)])
 SCENARIOS: dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]]]]]] = {
+    "BcsTargetDown": (
+        {UP: "1 1 0x10", 'up{job="batch_conductor_service",instance="bcs-2:4002"}': "1x12"},
+        [("1m", []), ("3m", []), ("5m", [TARGET])],
+    ),
+    "BcsTargetAbsent": (
+        # Scraped for two minutes, then the target is gone; another job's target stays.
+        {UP: "1 1 1 stale", 'up{job="other",instance="other:80"}': "1x20"},
+        [("2m", []), ("6m", []), ("10m", [{"job": "batch_conductor_service"}])],
+    ),
     "BcsConsumerDead": (
         {
             'bcs_consumer_state{state="dead"}': "0 0 1x10",
@@ -78,6 +89,7 @@ SCENARIOS: dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]]]
 
 # The same series, healthy: none of the alerts may fire.
 HEALTHY_SERIES = {
+    UP: "1x30",
     'bcs_consumer_state{state="running"}': "1x30",
     "bcs_consumer_stalled_seconds": "0x30",
     'bcs_consumer_lag_messages{topic="t",partition="0"}': "5x30",

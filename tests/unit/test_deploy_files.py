@@ -49,7 +49,9 @@ def test_dockerfile_runs_slim_as_non_root_with_a_health_check() -> None:
     assert ("EXPOSE", "4002") in final_stage
     healthchecks = [rest for keyword, rest in final_stage if keyword == "HEALTHCHECK"]
     assert len(healthchecks) == 1
-    assert "/healthz" in healthchecks[0]
+    # Liveness: a dependency outage must not have Docker restart the container.
+    assert "/livez" in healthchecks[0]
+    assert "/healthz" not in healthchecks[0]
     assert ("CMD", '["bcs"]') in final_stage
 
 
@@ -73,6 +75,15 @@ def test_compose_runs_the_whole_stack_with_health_checks() -> None:
         assert "test" in service["healthcheck"], name
     assert "KAFKA_PROCESS_ROLES" in services["kafka"]["environment"]
     assert "ZOOKEEPER" not in str(services["kafka"])
+
+
+def test_compose_restarts_what_stops_and_probes_the_service_for_liveness() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+    probe = " ".join(services["batch_conductor_service"]["healthcheck"]["test"])
+    assert "/livez" in probe
+    assert "/healthz" not in probe
 
 
 def test_compose_service_reaches_the_others_and_waits_for_them() -> None:

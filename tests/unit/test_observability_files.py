@@ -16,7 +16,8 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from batch_conductor_service.consumer.health import ConsumerPhase
 from batch_conductor_service.metrics import BcsMetrics
@@ -31,7 +32,18 @@ DEPLOY = REPO_ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "bcs-alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "bcs.json"
 # Grafana substitutes its own variables before the query reaches Prometheus.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
+# Prometheus adds these to every series it scrapes, and makes `up` itself for each target.
+TARGET_LABELS = {"job", "instance"}
+PROMETHEUS_SERIES = {"up": TARGET_LABELS}
+INSTANCE_MATCHER = ("instance", "$instance")
+
+
+def scrape_job() -> str:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    name: str = job["job_name"]
+    return name
 
 
 def exercised_metrics() -> CollectorRegistry:
@@ -61,12 +73,15 @@ def exercised_metrics() -> CollectorRegistry:
 
 
 def exported_labels() -> dict[str, set[str]]:
-    """Sample name (with its _total, _bucket, _count, _sum suffix) -> its label names."""
-    exported: dict[str, set[str]] = {}
+    """Sample name (with its _total, _bucket, _count, _sum suffix) -> its label names, as
+    Prometheus stores them (with the target's labels)."""
+    exported: dict[str, set[str]] = {
+        name: set(labels) for name, labels in PROMETHEUS_SERIES.items()
+    }
     for family in exercised_metrics().collect():
         assert family.samples, f"{family.name} was not exercised by exercised_metrics()"
         for sample in family.samples:
-            exported.setdefault(sample.name, set()).update(sample.labels)
+            exported.setdefault(sample.name, set(TARGET_LABELS)).update(sample.labels)
     return exported
 
 
@@ -161,6 +176,15 @@ def literal_label_values() -> dict[str, set[tuple[int, str]]]:
     return found
 
 
+def standard_families() -> set[str]:
+    """The families of prometheus_client's process, platform and GC collectors."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return {family.name for family in registry.collect()}
+
+
 def alert_rules() -> list[dict[str, Any]]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule for group in groups for rule in group["rules"]]
@@ -222,6 +246,45 @@ def grouping_labels(node: Any) -> Iterator[str]:
     if isinstance(node, promql_parser.Call):
         for arg in node.args:
             yield from grouping_labels(arg)
+
+
+# Not in /metrics at start-up by design: Prometheus makes `up` itself, and a partition's lag is
+# known once the broker assigns the partition.
+NOT_AT_START_UP = {"up", "bcs_consumer_lag_messages"}
+
+
+def matches(selector: Any, labels: dict[str, str]) -> bool:
+    """Whether a sample's labels satisfy the selector's matchers, the target's aside."""
+    for matcher in selector.matchers.matchers:
+        if matcher.name in TARGET_LABELS:
+            continue
+        value = labels.get(matcher.name, "")
+        if matcher.op == promql_parser.MatchOp.Equal:
+            ok = value == matcher.value
+        elif matcher.op == promql_parser.MatchOp.NotEqual:
+            ok = value != matcher.value
+        else:  # PromQL regexes match the whole value
+            found = re.fullmatch(matcher.value, value) is not None
+            ok = found if matcher.op == promql_parser.MatchOp.Re else not found
+        if not ok:
+            return False
+    return True
+
+
+def selected_but_absent(metrics_text: str) -> set[str]:
+    """The metrics a rule or panel selects of which /metrics has no series it matches."""
+    samples = [
+        (sample.name, sample.labels)
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+    ]
+    return {
+        selector.name
+        for expr in all_expressions()
+        for selector in selectors(promql_parser.parse(expr))
+        if selector.name not in NOT_AT_START_UP
+        and not any(name == selector.name and matches(selector, labels) for name, labels in samples)
+    }
 
 
 @pytest.mark.parametrize("expr", all_expressions())
@@ -304,6 +367,8 @@ def test_alert_rules_cover_what_an_operator_must_hear_about() -> None:
         "bcs_last_applied_event_age_seconds",
         'bcs_consumer_state{state="dead"}',
         "bcs_consumer_stalled_seconds",
+        f'up{{job="{scrape_job()}"}} == 0',
+        f'absent(up{{job="{scrape_job()}"}})',
     ):
         assert needed in exprs, needed
 
@@ -339,16 +404,66 @@ def test_dashboard_panels_query_the_provisioned_datasource() -> None:
             assert target["datasource"]["uid"] in uids
 
 
-def test_dashboard_charts_every_metric_the_service_exports() -> None:
-    charted = {
-        selector.name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+def charted_names() -> set[str]:
+    return {
+        selector.name
         for target in dashboard_targets()
         for selector in selectors(promql_parser.parse(grafana_expr(target["expr"])))
     }
-    families = {family.name for family in exercised_metrics().collect()}
-    # Counter families are named without _total; their samples carry it.
-    charted = {name.removesuffix("_total") for name in charted}
+
+
+def test_dashboard_charts_every_metric_the_service_declares() -> None:
+    charted = {
+        name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+        for name in charted_names()
+    }
+    # prometheus_client's standard collectors are charted by choice (below), not all of them.
+    families = {family.name for family in exercised_metrics().collect()} - standard_families()
+    # Counter families are named without _total, info families without _info; their samples
+    # carry the suffix.
+    charted = {name.removesuffix("_total").removesuffix("_info") for name in charted}
     assert families <= charted, families - charted
+
+
+def test_dashboard_charts_the_targets_the_process_and_the_build() -> None:
+    charted = charted_names()
+    for needed in (
+        "up",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "bcs_build_info",
+    ):
+        assert needed in charted, needed
+
+
+def test_the_dashboard_has_an_instance_variable_every_query_selects_by() -> None:
+    board = dashboard()
+    [variable] = [v for v in board["templating"]["list"] if v["name"] == "instance"]
+    assert variable["type"] == "query"
+    assert variable["includeAll"]
+    assert variable["multi"]
+    query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+    assert query == f'label_values(up{{job="{scrape_job()}"}}, instance)'
+    datasources = {target["datasource"]["uid"] for target in dashboard_targets()}
+    assert variable["datasource"]["uid"] in datasources
+    for target in dashboard_targets():
+        # The variable left in, to see it used; only the range is substituted.
+        expr = target["expr"].replace("$__rate_interval", GRAFANA_VARIABLES["$__rate_interval"])
+        for selector in selectors(promql_parser.parse(expr)):
+            matchers = {(m.name, m.value, str(m.op)) for m in selector.matchers.matchers}
+            assert (*INSTANCE_MATCHER, str(promql_parser.MatchOp.Re)) in matchers, target["expr"]
+
+
+def test_the_rules_select_the_job_prometheus_scrapes() -> None:
+    jobs = {
+        matcher.value
+        for expr in all_expressions()
+        for selector in selectors(promql_parser.parse(expr))
+        for matcher in selector.matchers.matchers
+        if matcher.name == "job"
+    }
+    assert jobs == {scrape_job()}
 
 
 def observability_compose() -> dict[str, Any]:
@@ -368,6 +483,7 @@ def test_compose_includes_prometheus_and_grafana_behind_the_observability_profil
     assert set(services) == {"prometheus", "grafana"}
     for name, service in services.items():
         assert service["profiles"] == ["observability"], name
+        assert service["restart"] == "unless-stopped", name
         assert "test" in service["healthcheck"], name
         for volume in service["volumes"]:
             source = volume.split(":")[0]

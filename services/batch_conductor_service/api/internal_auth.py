@@ -1,12 +1,12 @@
-"""The platform's internal API key on every /internal/ route, when BCS_INTERNAL_API_KEY (or
-HULEEDU_INTERNAL_API_KEY) is set.
+"""BCS's own internal API key on every /internal/ route, when BCS_INTERNAL_API_KEY is set.
 
-The current platform's services send `X-Internal-API-Key` (the shared secret) and
-`X-Service-ID` (who calls). A missing or wrong key gets 401 with a JSON body and is counted;
-the caller's service id goes into the log line either way. /healthz, /metrics and
-/openapi.json stay open: probes and scrapers hold no key. Unset, nothing is required (the
-current BOS sends BCS no key), and the write endpoint /internal/v1/phases/complete is then
-open to anything that reaches the port.
+The platform's services send one another `X-Internal-API-Key` and `X-Service-ID` (who calls),
+but the platform's BOS sends BCS no key: the platform-wide HULEEDU_INTERNAL_API_KEY is not read,
+or every real /define would be refused. A missing or wrong key gets 401 with a JSON body and is
+counted; the caller's service id goes into the log line either way. /healthz, /livez,
+/readyz, /metrics and /openapi.json stay open: probes and scrapers hold no key. Unset, nothing
+is required, and the write endpoint /internal/v1/phases/complete is then open to anything
+that reaches the port.
 """
 
 import hmac
@@ -37,7 +37,7 @@ def require_internal_api_key(app: Quart, key: str, metrics: BcsMetrics) -> None:
         supplied = request.headers.get(KEY_HEADER)
         if supplied is None:
             reason = "missing"
-        elif hmac.compare_digest(supplied.encode("utf-8"), expected):
+        elif hmac.compare_digest(_header_bytes(supplied), expected):
             return None
         else:
             reason = "invalid"
@@ -51,3 +51,12 @@ def require_internal_api_key(app: Quart, key: str, metrics: BcsMetrics) -> None:
         return error_response(
             401, "unauthorized", f"{reason} {KEY_HEADER}: this route needs the internal API key"
         )
+
+
+def _header_bytes(value: str) -> bytes:
+    """The header's bytes as the client sent them: the server decoded them as Latin-1, so a
+    client sending the key in UTF-8 compares equal to the key's UTF-8 bytes."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not decoded from bytes at all; it cannot be the key
+        return b""

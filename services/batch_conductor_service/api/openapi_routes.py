@@ -181,6 +181,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/livez": {
+                "get": {
+                    "summary": "Liveness: the process answers; no dependency outage fails it",
+                    "operationId": "liveness",
+                    "responses": {
+                        "200": _json_body("Health", "ok"),
+                        "503": _json_body("Health", "the Kafka consumer task died; restart"),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: /define can be answered (the batch state can be read)",
+                    "operationId": "readiness",
+                    "responses": {
+                        "200": _json_body("Health", "ok or degraded"),
+                        "503": _json_body("Health", "no state store can be read"),
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",

@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 from batch_conductor_service.api.correlation import adopt_correlation_id
 from batch_conductor_service.api.models import PipelineDefineRequest, define_response_body
 from batch_conductor_service.api.request_body import parse_json_body
+from batch_conductor_service.api.request_log import note
 from batch_conductor_service.api.responses import error_response, json_response
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.preconditions import PreconditionFailedError
@@ -13,10 +14,8 @@ from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.errors import StateStoreUnavailableError
 from batch_conductor_service.protocols import PipelineResolutionServiceProtocol
 from huleedu_service_libs.log_bounds import clip_error, clip_id
-from huleedu_service_libs.logging_utils import get_logger
 
 pipeline_bp = Blueprint("pipelines", __name__, url_prefix="/internal/v1/pipelines")
-logger = get_logger(__name__)
 
 # Answered by the app's error handlers (400, 503, the HTTP error itself): not a failed resolution.
 _ANSWERED_ERRORS = (UnknownPipelineError, StateStoreUnavailableError, HTTPException)
@@ -45,19 +44,21 @@ async def _define(raw: bytes, service: PipelineResolutionServiceProtocol) -> Res
     payload = parse_json_body(raw, PipelineDefineRequest)
     if isinstance(payload, Response):
         return payload
-    logger.info(
-        "pipeline_define_requested",
+    metadata = payload.batch_metadata
+    note(
         batch_id=clip_id(payload.batch_id),
         requested_pipeline=clip_id(payload.requested_pipeline),
         # Free-form and up to the body limit in size: its keys tell enough for a log line.
-        batch_metadata_keys=[clip_id(k) for k in sorted(payload.batch_metadata or {})[:20]],
+        batch_metadata_keys=[clip_id(k) for k in sorted(metadata)[:20]] if metadata else [],
     )
     try:
-        resolution = await service.resolve(
-            payload.batch_id, payload.requested_pipeline, payload.batch_metadata
-        )
+        resolution = await service.resolve(payload.batch_id, payload.requested_pipeline, metadata)
     except PreconditionFailedError as exc:
         return error_response(
             400, "precondition_failed", {"message": str(exc), "flags": sorted(exc.failed)}
         )
+    note(
+        final_pipeline=list(resolution.final_pipeline),
+        pruned=[pruned.step for pruned in resolution.pruned],
+    )
     return json_response(200, define_response_body(resolution))

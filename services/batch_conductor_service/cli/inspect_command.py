@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
         help="show what the running service knows of a batch",
         description="Asks the running service, at --url, else BCS_DEMO_URL, else the running "
         "bcs-dev's, else http://127.0.0.1:$BCS_HTTP_PORT (4002); with the internal API key "
-        "of BCS_INTERNAL_API_KEY or HULEEDU_INTERNAL_API_KEY when set.",
+        "of BCS_INTERNAL_API_KEY when set.",
     )
     parser.add_argument("batch_id", metavar="BATCH_ID")
     parser.add_argument("--url", help="the service's base URL")

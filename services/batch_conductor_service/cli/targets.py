@@ -60,9 +60,11 @@ def service_url(
 
 def internal_api_headers() -> dict[str, str]:
     """What the service asks of a caller of its /internal/ routes when its key is set: the key
-    from the same variables the service reads, and who calls."""
-    key = os.environ.get("BCS_INTERNAL_API_KEY") or os.environ.get("HULEEDU_INTERNAL_API_KEY")
+    from the variable the service reads, and who calls."""
+    key = os.environ.get("BCS_INTERNAL_API_KEY", "")
     headers = {"X-Service-ID": "bcs-cli"}
-    if key:
-        headers["X-Internal-API-Key"] = key
+    if key.strip():  # blank is unset, as the service reads it
+        # http.client sends a header as Latin-1; so written, its bytes are the key's UTF-8,
+        # which is what the service compares.
+        headers["X-Internal-API-Key"] = key.encode("utf-8").decode("latin-1")
     return headers

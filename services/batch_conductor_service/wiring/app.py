@@ -13,7 +13,10 @@ from batch_conductor_service.api.internal_auth import require_internal_api_key
 from batch_conductor_service.api.openapi_routes import openapi_bp
 from batch_conductor_service.api.phase_routes import phase_bp
 from batch_conductor_service.api.pipeline_routes import pipeline_bp
-from batch_conductor_service.consumer.translation import STEPS_REPORTED_BY_EVENTS
+from batch_conductor_service.consumer.translation import (
+    CONSUMED_TOPICS,
+    STEPS_REPORTED_BY_EVENTS,
+)
 from batch_conductor_service.domain.pipelines_file import load_pipelines
 from batch_conductor_service.domain.step_graph import PipelineConfigError, StepGraph
 from batch_conductor_service.metrics import BcsMetrics
@@ -46,6 +49,7 @@ def create_app(
     app.register_blueprint(batch_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(docs_bp)
+    metrics.export_known_series(steps=graph.order, topics=CONSUMED_TOPICS, routes=_routes(app))
     setup_request_context(app, metrics.http)
     if settings.INTERNAL_API_KEY is not None:
         # After the request context is set up: its log context is cleared first.
@@ -53,6 +57,16 @@ def create_app(
     setup_error_mapping(app)
     setup_lifecycle(app, build_container(settings, graph, metrics, providers))
     return app
+
+
+def _routes(app: Quart) -> list[tuple[str, str]]:
+    """(method, route) of every route the app serves, as the request metrics label them."""
+    return [
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    ]
 
 
 def _load_graph(settings: Settings) -> StepGraph:

@@ -1,11 +1,12 @@
 """Settings from BCS_* environment variables, validated once at start-up."""
 
 import os
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common_core.validation_errors import field_problems
@@ -37,7 +38,6 @@ class Settings(BaseSettings):
         case_sensitive=False,
         extra="ignore",
         frozen=True,
-        populate_by_name=True,
     )
 
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
@@ -109,12 +109,9 @@ class Settings(BaseSettings):
     CIRCUIT_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     CIRCUIT_RESET_SECONDS: Seconds = 10.0
 
-    # The platform's shared secret for internal routes (header X-Internal-API-Key), also read
-    # under the platform's own name. Unset, no /internal/ route asks for a key.
-    INTERNAL_API_KEY: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("BCS_INTERNAL_API_KEY", "HULEEDU_INTERNAL_API_KEY"),
-    )
+    # BCS's own key for its /internal/ routes (header X-Internal-API-Key). Unset, no route asks
+    # for one. The platform-wide HULEEDU_INTERNAL_API_KEY is not read: BOS sends BCS no key.
+    INTERNAL_API_KEY: SecretStr | None = None
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
@@ -145,6 +142,21 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("INTERNAL_API_KEY")
+    @classmethod
+    def _key_survives_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        # A client cannot send what a header strips or refuses, so such a key would refuse
+        # every caller. A surrogate is a byte of the environment that is not UTF-8.
+        key = None if value is None else value.get_secret_value()
+        if key is not None and (
+            key != key.strip() or any(unicodedata.category(c) in {"Cc", "Cs"} for c in key)
+        ):
+            raise ValueError(
+                "must not start or end with whitespace, nor contain control characters or "
+                "bytes that are not UTF-8"
+            )
+        return value
+
     @property
     def uses_memory_repository(self) -> bool:
         return self.ENVIRONMENT is Environment.TESTING or self.USE_MOCK_REPOSITORY
@@ -152,32 +164,18 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Reads the environment; a bad value raises SettingsError naming the variable."""
-    if "INTERNAL_API_KEY" not in overrides:
-        key = _first_not_blank(_alias_names("INTERNAL_API_KEY"))
-        if key is not None:
-            overrides["INTERNAL_API_KEY"] = key
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise settings_error(exc, _SECRET_BEARING) from None
 
 
-def _alias_names(field: str) -> list[str]:
-    alias = Settings.model_fields[field].validation_alias
-    assert isinstance(alias, AliasChoices)
-    return [name for name in alias.choices if isinstance(name, str)]
+PLATFORM_KEY_VARIABLE = "HULEEDU_INTERNAL_API_KEY"
 
 
-def _first_not_blank(names: list[str]) -> str | None:
-    """pydantic-settings takes the first of a field's names that is set, even blank: a blank
-    BCS_INTERNAL_API_KEY would hide the platform's HULEEDU_INTERNAL_API_KEY and turn the key
-    check off. Blank means unset here, as it does for the field itself."""
-    environment = {name.lower(): value for name, value in os.environ.items()}
-    for name in names:
-        value = environment.get(name.lower())
-        if value is not None and value.strip():
-            return value
-    return None
+def platform_key_is_set() -> bool:
+    """Whether the platform-wide key, which BCS does not read, is set (to say so at start-up)."""
+    return bool(os.environ.get(PLATFORM_KEY_VARIABLE, "").strip())
 
 
 def settings_error(

@@ -10,6 +10,7 @@ from quart_dishka import QuartDishka
 from werkzeug.exceptions import HTTPException
 
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
+from batch_conductor_service.api.request_log import log_request
 from batch_conductor_service.api.responses import error_response, internal_error_response
 from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
@@ -19,7 +20,11 @@ from batch_conductor_service.health import HealthReporters
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
-from batch_conductor_service.wiring.settings import Settings
+from batch_conductor_service.wiring.settings import (
+    PLATFORM_KEY_VARIABLE,
+    Settings,
+    platform_key_is_set,
+)
 from batch_conductor_service.wiring.shutdown import ShutdownBudget
 from huleedu_service_libs.http_metrics import HttpMetrics
 from huleedu_service_libs.log_bounds import clip
@@ -61,6 +66,15 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
             await container.close()
             raise
         settings = await container.get(Settings)
+        if platform_key_is_set():
+            logger.info(
+                "platform_internal_api_key_ignored",
+                variable=PLATFORM_KEY_VARIABLE,
+                reason="the platform's BOS sends BCS no X-Internal-API-Key, so requiring the "
+                "platform key would refuse every /define with 401; set BCS_INTERNAL_API_KEY to "
+                "require a key of BCS's own",
+                key_required=settings.INTERNAL_API_KEY is not None,
+            )
         if settings.KAFKA_CONSUMER_ENABLED:
             # A background task: an unreachable broker must not keep the HTTP API down.
             (await container.get(EventConsumer)).start()
@@ -89,7 +103,7 @@ def setup_request_context(app: Quart, http_metrics: HttpMetrics) -> None:
     @app.after_request
     async def _finish_request(response: Response) -> Response:
         response.headers[CORRELATION_HEADER] = adopt_correlation_id()
-        http_metrics.record(response)
+        log_request(response, http_metrics.record(response))
         return response
 
 

@@ -26,6 +26,8 @@ async def test_openapi_document_describes_every_endpoint(client: Client) -> None
         "/internal/v1/phases/complete",
         "/internal/v1/batches/{batch_id}",
         "/healthz",
+        "/livez",
+        "/readyz",
         "/metrics",
         "/openapi.json",
         "/docs",

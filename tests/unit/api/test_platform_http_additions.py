@@ -4,6 +4,8 @@ from pipelines.yaml (prompt_attached), and the internal API key."""
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 from structlog.contextvars import merge_contextvars
@@ -11,9 +13,9 @@ from structlog.testing import capture_logs
 
 from batch_conductor_service.domain.pipelines_file import parse_pipelines
 from batch_conductor_service.domain.step_graph import PipelineConfigError
-from batch_conductor_service.wiring.settings import load_settings
+from batch_conductor_service.wiring.app import create_app
 from tests.unit.api.test_pipeline_routes import StoreDown
-from tests.unit.conftest import AppFactory, repository_provider
+from tests.unit.conftest import AppFactory, repository_provider, unit_settings
 
 DEFINE = "/internal/v1/pipelines/define"
 COMPLETE = "/internal/v1/phases/complete"
@@ -191,7 +193,7 @@ async def test_the_right_key_passes_and_the_callers_service_id_is_logged(guarded
             DEFINE, json={"batch_id": "b1", "requested_pipeline": "spellcheck"}, headers=headers
         )
     assert response.status_code == 200
-    [requested] = [line for line in logs if line["event"] == "pipeline_define_requested"]
+    [requested] = [line for line in logs if line["event"] == "http_request"]
     assert requested["caller_service"] == "batch-orchestrator-service"
 
 
@@ -204,7 +206,16 @@ async def test_a_refusal_names_the_caller_in_its_log_line(guarded: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/metrics", "/openapi.json", "/docs", "/docs/swagger-ui-bundle.js"]
+    "path",
+    [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/swagger-ui-bundle.js",
+    ],
 )
 async def test_probes_and_scrapers_need_no_key(guarded: Any, path: str) -> None:
     client, _ = guarded
@@ -217,13 +228,56 @@ async def test_without_a_key_nothing_is_required(client: Client) -> None:
     assert status == 200
 
 
-def test_the_key_is_read_under_either_name(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_deployment_with_the_platforms_key_answers_bos_and_says_why_once(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The platform's BOS sends BCS no X-Internal-API-Key.
     monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "platform-secret")
-    key = load_settings().INTERNAL_API_KEY
-    assert key is not None
-    assert key.get_secret_value() == "platform-secret"
-    monkeypatch.setenv("BCS_INTERNAL_API_KEY", "own-secret")
-    key = load_settings().INTERNAL_API_KEY
-    assert key is not None
-    assert key.get_secret_value() == "own-secret"
-    assert "own-secret" not in repr(load_settings())
+    monkeypatch.delenv("BCS_INTERNAL_API_KEY", raising=False)
+    app = make_app()
+    with capture_logs() as logs:
+        async with app.test_app():
+            status, _ = await define(app.test_client(), "spellcheck")
+    assert status == 200
+    [said] = [line for line in logs if line["event"] == "platform_internal_api_key_ignored"]
+    assert said["variable"] == "HULEEDU_INTERNAL_API_KEY"
+    assert "BOS" in said["reason"]
+    assert "platform-secret" not in repr(logs)
+
+
+async def test_without_the_platforms_key_nothing_is_said_about_it(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HULEEDU_INTERNAL_API_KEY", raising=False)
+    with capture_logs() as logs:
+        async with make_app().test_app():
+            pass
+    assert not [line for line in logs if line["event"] == "platform_internal_api_key_ignored"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30))
+async def test_a_key_sent_as_utf8_passes_whatever_its_script(key: str) -> None:
+    assume(key == key.strip())
+    # Quart's test client sends headers as UTF-8, as a client like curl or BOS does; the
+    # server decodes them as Latin-1.
+    app = create_app(unit_settings(INTERNAL_API_KEY=key), registry=CollectorRegistry())
+    async with app.test_app():
+        client = app.test_client()
+        right = await client.get("/internal/v1/batches/b1", headers={"X-Internal-API-Key": key})
+        wrong = await client.get(
+            "/internal/v1/batches/b1", headers={"X-Internal-API-Key": key + "x"}
+        )
+    assert right.status_code == 404
+    assert wrong.status_code == 401
+
+
+async def test_a_non_latin1_key_passes(make_app: AppFactory) -> None:
+    app = make_app(INTERNAL_API_KEY="sécret-ключ")
+    async with app.test_app():
+        response = await app.test_client().post(
+            DEFINE,
+            json={"batch_id": "b1", "requested_pipeline": "nlp"},
+            headers={"X-Internal-API-Key": "sécret-ключ"},
+        )
+    assert response.status_code == 200

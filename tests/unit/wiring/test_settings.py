@@ -1,6 +1,9 @@
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_conductor_service.wiring.settings import Environment, SettingsError, load_settings
 
@@ -113,32 +116,57 @@ def test_a_bad_url_names_the_variable_without_echoing_it(
     assert value not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("bcs_key", "platform_key", "expected"),
-    [
-        ("", "platform-secret", "platform-secret"),
-        ("   ", "platform-secret", "platform-secret"),
-        ("own-secret", "platform-secret", "own-secret"),
-        (None, "platform-secret", "platform-secret"),
-        ("", "", None),
-        ("", None, None),
-    ],
-)
-def test_a_blank_internal_api_key_does_not_hide_the_platforms(
-    monkeypatch: pytest.MonkeyPatch,
-    bcs_key: str | None,
-    platform_key: str | None,
-    expected: str | None,
+@pytest.mark.parametrize("bcs_key", [None, "", "   "])
+def test_the_platforms_internal_api_key_turns_no_check_on(
+    monkeypatch: pytest.MonkeyPatch, bcs_key: str | None
 ) -> None:
-    # Deployments share HULEEDU_INTERNAL_API_KEY; a template that leaves BCS_INTERNAL_API_KEY
-    # empty must not turn the key check off.
-    for name, value in (
-        ("BCS_INTERNAL_API_KEY", bcs_key),
-        ("HULEEDU_INTERNAL_API_KEY", platform_key),
-    ):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    # The platform's BOS sends BCS no key: a deployment carrying the platform-wide key must
+    # not refuse every /define.
+    monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "platform-secret")
+    if bcs_key is None:
+        monkeypatch.delenv("BCS_INTERNAL_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("BCS_INTERNAL_API_KEY", bcs_key)
+    assert load_settings().INTERNAL_API_KEY is None
+
+
+def test_only_bcs_internal_api_key_sets_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "platform-secret")
+    monkeypatch.setenv("BCS_INTERNAL_API_KEY", "sécret-ключ")
     key = load_settings().INTERNAL_API_KEY
-    assert (None if key is None else key.get_secret_value()) == expected
+    assert key is not None
+    assert key.get_secret_value() == "sécret-ключ"
+    assert "ключ" not in repr(load_settings())
+
+
+# Text a header carries unchanged: no control character, no whitespace at either end.
+header_safe_keys = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
+).filter(lambda key: key == key.strip())
+
+
+@given(key=header_safe_keys)
+def test_a_key_a_header_can_carry_is_accepted(key: str) -> None:
+    loaded = load_settings(INTERNAL_API_KEY=key).INTERNAL_API_KEY
+    assert loaded is not None
+    assert loaded.get_secret_value() == key
+
+
+@given(
+    key=header_safe_keys,
+    flaw=st.sampled_from([" ", "\t", "\n", "\r", "\x00", "\x1b", "\x7f", "\u00a0", "\u2003"]),
+    where=st.sampled_from(["start", "end", "middle"]),
+)
+def test_a_key_with_edge_whitespace_or_a_control_character_is_refused_unechoed(
+    key: str, flaw: str, where: str
+) -> None:
+    if where == "middle" and unicodedata.category(flaw) != "Cc":
+        flaw = "\x01"  # a space inside a key is one a header keeps
+    flawed = {"start": flaw + key, "end": key + flaw, "middle": key[:1] + flaw + key[1:]}[where]
+    with pytest.raises(SettingsError) as caught:
+        load_settings(INTERNAL_API_KEY=flawed)
+    # One line naming the variable, the key nowhere in it.
+    assert str(caught.value) == (
+        "invalid setting BCS_INTERNAL_API_KEY: must not start or end with whitespace, nor "
+        "contain control characters or bytes that are not UTF-8"
+    )
