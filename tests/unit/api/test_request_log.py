@@ -58,7 +58,7 @@ REQUESTS: dict[str, tuple[Send, dict[str, object], Any, str, int]] = {
     "no key": (define(GOOD), {"INTERNAL_API_KEY": KEY}, None, DEFINE, 401),
     "unknown path": (get("/nowhere"), {}, None, "unmatched", 404),
     "store down": (define(GOOD), {}, StoreDown(), DEFINE, 503),
-    "batch": (get("/internal/v1/batches/b1"), {}, None, "/internal/v1/batches/<batch_id>", 404),
+    "batch": (get("/internal/v1/batches/b1"), {}, None, "/internal/v1/batches/<batch_path:batch_id>", 404),
     "health": (get("/healthz"), {}, None, "/healthz", 200),
     "liveness": (get("/livez"), {}, None, "/livez", 200),
     "metrics": (get("/metrics"), {}, None, "/metrics", 200),
