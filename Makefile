@@ -12,7 +12,7 @@ UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint unit demo bench lock lock-check clean
+.PHONY: run test lint unit demo bench lock lock-check test-lowest clean
 
 $(UV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
+## The unit, contract and integration tests against the lowest versions pyproject.toml allows
+## (not the lock): the declared floors must be true. CI runs it after `make test`.
+LOWEST ?= .venv-lowest
+test-lowest: $(UV_STAMP)
+	$(PYTHON) -m venv --clear $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(UV) pip install --quiet --resolution lowest-direct -e '.[dev]'
+	$(LOWEST)/bin/python -m pytest tests/unit tests/contract tests/integration
+
 ## Publish a sample batch's events to the running dev service and show /define before and after.
 demo: $(STAMP)
 	$(VENV)/bin/bcs-demo
@@ -57,4 +65,4 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache
