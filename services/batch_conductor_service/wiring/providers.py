@@ -86,10 +86,13 @@ class ConsumerProvider(Provider):
     @provide
     def consumer_health(self, settings: Settings, metrics: BcsMetrics) -> ConsumerHealth:
         health = ConsumerHealth(
-            enabled=settings.KAFKA_CONSUMER_ENABLED, stall_seconds=settings.CONSUMER_STALL_SECONDS
+            enabled=settings.KAFKA_CONSUMER_ENABLED,
+            stall_seconds=settings.CONSUMER_STALL_SECONDS,
+            silence_seconds=settings.KAFKA_SILENCE_SECONDS,
         )
         metrics.track_consumer(
-            lambda: (health.phase.value, health.stalled_for()), [p.value for p in ConsumerPhase]
+            lambda: (health.reported_phase().value, health.stalled_for()),
+            [p.value for p in ConsumerPhase],
         )
         return health
 
@@ -144,6 +147,7 @@ class ConsumerProvider(Provider):
             metrics,
             backoff_initial_seconds=settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
             backoff_max_seconds=settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
+            silence_seconds=settings.KAFKA_SILENCE_SECONDS,
         )
 
 

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Kafka's own default floor for a session (group.min.session.timeout.ms): the shorter it
     # is, the sooner a group forms, as brokers wait a share of it for members to join.
     KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=6.0, ge=3.0)
+    # No answer from the broker (a fetch, a metadata request) for this long, while running:
+    # /healthz shows the consumer broker_unreachable (aiokafka's fetcher fails no call then).
+    KAFKA_SILENCE_SECONDS: Seconds = 15.0
     KAFKA_DLQ_SEND_TIMEOUT_SECONDS: Seconds = 10.0
     RESOLUTION_DLQ_TIMEOUT_SECONDS: Seconds = 2.0
     # Failed resolutions dead-lettered per minute at most; the rest are counted and dropped.
