@@ -14,8 +14,10 @@ from hypercorn.config import Config
 from batch_conductor_service import SERVICE_NAME
 from batch_conductor_service.cli.heap import settle_startup_heap
 from batch_conductor_service.domain.step_graph import PipelineConfigError
+from batch_conductor_service.errors import StartupError
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.settings import Settings, SettingsError, load_settings
+from batch_conductor_service.wiring.startup import open_dependencies
 from huleedu_service_libs.logging_utils import configure_logging, get_logger
 
 logger = get_logger(SERVICE_NAME)
@@ -66,6 +68,8 @@ def hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
 
 async def serve_until_signalled(settings: Settings, listener: socket.socket) -> None:
     app = create_app(settings)
+    # Before serving: a store that cannot be reached stops start-up with its one line.
+    await open_dependencies(app)
 
     @app.before_serving
     async def _settle() -> None:
@@ -118,6 +122,9 @@ def serve_or_exit(settings: Settings, listener: socket.socket) -> None:
         _run(settings, listener)
     except PipelineConfigError as exc:
         fail(f"invalid pipeline configuration: {exc}", EXIT_FAILED)
+    except StartupError as exc:
+        # Names the setting and the cause; a traceback would say nothing more.
+        fail(str(exc), EXIT_FAILED)
     except Exception as exc:
         logger.critical("startup_failed", error=str(exc), exc_info=True)
         fail(f"start-up failed: {exc}", EXIT_FAILED)
