@@ -18,7 +18,7 @@ from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.step_graph import StepGraph
-from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
+from batch_conductor_service.health import HealthReporters, PipelineConfigHealth, Serving
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
     BatchStateRepositoryProtocol,
@@ -40,6 +40,7 @@ class CoreProvider(Provider):
     graph = from_context(provides=StepGraph)
     registry = from_context(provides=CollectorRegistry)
     metrics = from_context(provides=BcsMetrics)
+    serving = provide(Serving)
 
 
 class ServiceProvider(Provider):

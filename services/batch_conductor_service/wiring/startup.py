@@ -16,7 +16,7 @@ from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.errors import StateStoreUnavailableError
-from batch_conductor_service.health import HealthReporters
+from batch_conductor_service.health import HealthReporters, Serving
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
@@ -111,6 +111,7 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
 
     @app.after_serving
     async def _stop() -> None:
+        (await container.get(Serving)).begin_shutdown()
         settings = await container.get(Settings)
         budget = ShutdownBudget(settings.SHUTDOWN_TIMEOUT_SECONDS)
         try:
