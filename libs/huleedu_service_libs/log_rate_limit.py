@@ -3,9 +3,11 @@
 With the broker down, aiokafka writes the same ERROR line thousands of times (22,303 lines,
 4.7 MB, in six minutes). Each message, by logger and message template (the arguments aside),
 passes a few times per window; the rest are counted, and once the window is over one line says
-how many were suppressed.
+how many were suppressed: with the next such line, or when the window ends if no line comes
+(a storm that simply stops), from a timer on the event loop that logged it.
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -34,10 +36,25 @@ class _Window:
     suppressed: int = 0
 
 
+# Runs `callback` after `delay` seconds; False when it cannot (then a later record reports).
+Schedule = Callable[[float, Callable[[], None]], bool]
+
+
+def on_running_loop(delay: float, callback: Callable[[], None]) -> bool:
+    """A timer on the event loop of this thread (aiokafka logs from it), if one runs."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    loop.call_later(delay, callback)
+    return True
+
+
 class RepeatLimiter(logging.Filter):
     """For records of the loggers named by `prefixes` (and their children): each message passes
     `per_window` times per `window_seconds`, then is counted. The count of a window that held
-    some back goes to `report` with the first such record after the window ends."""
+    some back goes to `report` with the first such record after the window ends, or when the
+    window ends (`schedule`), whichever comes first."""
 
     def __init__(
         self,
@@ -47,6 +64,7 @@ class RepeatLimiter(logging.Filter):
         per_window: int = 3,
         window_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule = on_running_loop,
     ) -> None:
         super().__init__()
         self._report = report
@@ -55,8 +73,11 @@ class RepeatLimiter(logging.Filter):
         self._per_window = per_window
         self._window_seconds = window_seconds
         self._clock = clock
+        self._schedule = schedule
         self._windows: dict[tuple[str, str], _Window] = {}
         self._lock = threading.Lock()
+        # Whether a timer will end the earliest window that holds lines back.
+        self._timer_set = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
@@ -76,9 +97,37 @@ class RepeatLimiter(logging.Filter):
                 window.passed += 1
             else:
                 window.suppressed += 1
+            # Windows open in time order, so a timer already set ends an earlier one; the
+            # timer sets the next when it runs.
+            timer_due = None if passes or self._timer_set else self._due(window, now)
+            self._timer_set = self._timer_set or timer_due is not None
         for suppressed in ended:
             self._report(suppressed)
+        if timer_due is not None:
+            self._set_timer(timer_due)
         return passes
+
+    def flush(self) -> None:
+        """Reports the windows that are over; the timer's callback."""
+        now = self._clock()
+        with self._lock:
+            self._timer_set = False
+            ended = self._end_windows(now)
+            holding = [w for w in self._windows.values() if w.suppressed]
+            timer_due = min(self._due(w, now) for w in holding) if holding else None
+            self._timer_set = timer_due is not None
+        for suppressed in ended:
+            self._report(suppressed)
+        if timer_due is not None:
+            self._set_timer(timer_due)
+
+    def _due(self, window: _Window, now: float) -> float:
+        return max(0.0, window.started + self._window_seconds - now)
+
+    def _set_timer(self, delay: float) -> None:
+        if not self._schedule(delay, self.flush):
+            with self._lock:
+                self._timer_set = False
 
     def _end_windows(self, now: float) -> list[Suppressed]:
         """Forgets every window that is over; what those held back, to be reported."""

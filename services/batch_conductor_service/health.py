@@ -57,6 +57,17 @@ class HealthReporters:
             return {name: timed_out}
 
 
+class Serving:
+    """Whether the replica still takes new work: from the stop signal on, it only finishes what
+    it has, and /readyz says so, so that a load balancer sends the next request elsewhere."""
+
+    def __init__(self) -> None:
+        self.shutting_down = False
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down = True
+
+
 class PipelineConfigHealth:
     health_name = "pipeline_config"
 

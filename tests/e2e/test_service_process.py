@@ -35,6 +35,10 @@ def test_health_and_metrics_answer(service: RunningService) -> None:
 def test_sigterm_exits_zero(service: RunningService) -> None:
     service.process.send_signal(signal.SIGTERM)
     assert service.process.wait(timeout=20) == 0
+    events = [line["event"] for line in service.log_lines()]
+    # Said at the signal (from then on /readyz answers 503), before the rest stops.
+    assert events.index("shutdown_begun") < events.index("service_stopped")
+    assert [line["signal"] for line in service.log_lines() if "signal" in line] == ["SIGTERM"]
 
 
 def test_sigint_finishes_a_request_in_flight_then_exits_zero(service: RunningService) -> None:

@@ -39,6 +39,13 @@ SCENARIOS: dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]]]
         },
         [("1m", []), ("5m", [{}])],
     ),
+    "BcsKafkaBrokerUnreachable": (
+        {
+            'bcs_consumer_state{state="broker_unreachable"}': "0 0 1x10",
+            'bcs_consumer_state{state="running"}': "1 1 0x10",
+        },
+        [("2m", []), ("5m", [{}])],
+    ),
     "BcsConsumerStalled": (
         {"bcs_consumer_stalled_seconds": "0+60x10"},
         [("2m", []), ("5m", [{}])],
@@ -91,6 +98,7 @@ SCENARIOS: dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]]]
 HEALTHY_SERIES = {
     UP: "1x30",
     'bcs_consumer_state{state="running"}': "1x30",
+    'bcs_consumer_state{state="broker_unreachable"}': "0x30",
     "bcs_consumer_stalled_seconds": "0x30",
     'bcs_consumer_lag_messages{topic="t",partition="0"}': "5x30",
     'bcs_events_processed_total{event_type="t",outcome="applied"}': "0+60x30",

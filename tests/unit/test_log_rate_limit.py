@@ -1,9 +1,11 @@
 """aiokafka's repeated lines are rate-limited: a few per message per minute, then one line with
 the count of the rest. A fake clock drives the windows."""
 
+import asyncio
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -138,3 +140,124 @@ def test_the_count_is_one_json_line_naming_the_logger_and_message(
         "Unable connect to node %s",
     )
     assert (line["suppressed"], line["window_seconds"]) == (4711, 60.0)
+
+
+class FakeTimers:
+    """Stands in for the event loop's call_later: keeps each timer for the test to run."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> bool:
+        self.pending.append((self.clock.now + delay, callback))
+        return True
+
+    def run_due(self) -> None:
+        due = sorted((p for p in self.pending if p[0] <= self.clock.now), key=lambda p: p[0])
+        self.pending = [p for p in self.pending if p[0] > self.clock.now]
+        for _, callback in due:
+            callback()
+
+
+def timed_limiter(clock: FakeClock, reports: list[Suppressed], timers: FakeTimers) -> RepeatLimiter:
+    return RepeatLimiter(
+        reports.append, per_window=3, window_seconds=60.0, clock=clock, schedule=timers
+    )
+
+
+def test_a_storm_that_simply_stops_has_its_count_written_when_its_window_ends() -> None:
+    clock, reports = FakeClock(), []
+    timers = FakeTimers(clock)
+    limit = timed_limiter(clock, reports, timers)
+    for i in range(10):
+        clock.now = 1000.0 + i
+        limit.filter(record("aiokafka.conn", "Unable connect to node %s", i))
+    # Then silence: no further line of any logger.
+    assert [due for due, _ in timers.pending] == [1060.0]
+    clock.now = 1059.0
+    timers.run_due()
+    assert reports == []
+
+    clock.now = 1060.0
+    timers.run_due()
+
+    assert reports == [Suppressed("aiokafka.conn", "Unable connect to node %s", 7, 60.0)]
+    assert timers.pending == []
+
+
+def test_one_timer_at_a_time_each_window_reported_once_in_order() -> None:
+    clock, reports = FakeClock(), []
+    timers = FakeTimers(clock)
+    limit = timed_limiter(clock, reports, timers)
+    for _ in range(5):
+        limit.filter(record("aiokafka.conn", "first"))
+    clock.now += 30.0
+    for _ in range(4):
+        limit.filter(record("aiokafka.consumer", "second"))
+    assert len(timers.pending) == 1
+
+    clock.now += 30.0
+    timers.run_due()
+    assert reports == [Suppressed("aiokafka.conn", "first", 2, 60.0)]
+    # The timer set the next for the window still holding lines back.
+    assert [due for due, _ in timers.pending] == [clock.now + 30.0]
+    # A line reporting first leaves the timer nothing to say.
+    clock.now += 30.0
+    limit.filter(record("aiokafka.other", "third"))
+    timers.run_due()
+    assert reports == [
+        Suppressed("aiokafka.conn", "first", 2, 60.0),
+        Suppressed("aiokafka.consumer", "second", 1, 60.0),
+    ]
+    assert timers.pending == []
+
+
+@given(steps=steps)
+def test_with_timers_every_line_is_written_or_counted_once(
+    steps: list[tuple[str, str, float]],
+) -> None:
+    clock, reports = FakeClock(), []
+    timers = FakeTimers(clock)
+    limit = timed_limiter(clock, reports, timers)
+    sent: Counter[tuple[str, str]] = Counter()
+    passed: Counter[tuple[str, str]] = Counter()
+    for name, template, advance in steps:
+        clock.now += advance
+        timers.run_due()
+        sent[(name, template)] += 1
+        passed[(name, template)] += limit.filter(record(name, template))
+    # No line after the last: the timers alone report what is left.
+    clock.now += 61.0
+    timers.run_due()
+    counted: Counter[tuple[str, str]] = Counter()
+    for report in reports:
+        counted[(report.logger, report.message)] += report.count
+    assert passed + counted == sent
+    assert timers.pending == []
+
+
+async def test_by_default_the_timer_runs_on_the_event_loop_that_logged() -> None:
+    reports: list[Suppressed] = []
+    reported = asyncio.Event()
+
+    def report(suppressed: Suppressed) -> None:
+        reports.append(suppressed)
+        reported.set()
+
+    limit = RepeatLimiter(report, per_window=1, window_seconds=0.05)
+    for _ in range(3):
+        limit.filter(record("aiokafka.conn", "same"))
+
+    await asyncio.wait_for(reported.wait(), 10.0)
+    assert reports == [Suppressed("aiokafka.conn", "same", 2, 0.05)]
+
+
+def test_without_an_event_loop_the_next_line_reports_as_before() -> None:
+    clock, reports = FakeClock(), []
+    limit = RepeatLimiter(reports.append, per_window=1, window_seconds=60.0, clock=clock)
+    for _ in range(3):
+        limit.filter(record("aiokafka.conn", "same"))
+    clock.now += 60.0
+    limit.filter(record("aiokafka.conn", "other"))
+    assert reports == [Suppressed("aiokafka.conn", "same", 2, 60.0)]

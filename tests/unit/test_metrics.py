@@ -34,6 +34,8 @@ async def test_the_service_exports_its_consumer_state(client: Client) -> None:
     body = (await (await client.get("/metrics")).get_data()).decode()
     assert 'bcs_consumer_state{state="disabled"} 1.0' in body
     assert 'bcs_consumer_state{state="dead"} 0.0' in body
+    # Every state at zero from start-up, the broker's silence too: its alert sees it at once.
+    assert 'bcs_consumer_state{state="broker_unreachable"} 0.0' in body
     assert "bcs_consumer_stalled_seconds 0.0" in body
 
 

@@ -9,7 +9,13 @@ from quart_dishka import inject
 
 from batch_conductor_service.api.responses import json_response
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
-from batch_conductor_service.health import ComponentHealth, HealthReporters, HealthState, overall
+from batch_conductor_service.health import (
+    ComponentHealth,
+    HealthReporters,
+    HealthState,
+    Serving,
+    overall,
+)
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 
 health_bp = Blueprint("health", __name__)
@@ -34,7 +40,12 @@ async def livez(consumer: FromDishka[ConsumerHealth]) -> Response:
 
 @health_bp.get("/readyz")
 @inject
-async def readyz(repository: FromDishka[BatchStateRepositoryProtocol]) -> Response:
+async def readyz(
+    repository: FromDishka[BatchStateRepositoryProtocol], serving: FromDishka[Serving]
+) -> Response:
+    # Shutting down: not ready, whatever the stores say (requests in flight still finish).
+    if serving.shutting_down:
+        return _report({"serving": ComponentHealth(HealthState.UNHEALTHY, {"state": "stopping"})})
     # /define needs the batch state read, nothing else: ready unless no store can be read
     # (degraded, as with Redis down and PostgreSQL answering, is ready).
     return _report(await HealthReporters(repository).collect())

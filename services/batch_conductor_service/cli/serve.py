@@ -14,8 +14,12 @@ from hypercorn.config import Config
 from batch_conductor_service import SERVICE_NAME
 from batch_conductor_service.cli.heap import settle_startup_heap
 from batch_conductor_service.domain.step_graph import PipelineConfigError
+from batch_conductor_service.errors import StartupError
+from batch_conductor_service.health import Serving
 from batch_conductor_service.wiring.app import create_app
+from batch_conductor_service.wiring.providers import app_container
 from batch_conductor_service.wiring.settings import Settings, SettingsError, load_settings
+from batch_conductor_service.wiring.startup import open_dependencies
 from huleedu_service_libs.logging_utils import configure_logging, get_logger
 
 logger = get_logger(SERVICE_NAME)
@@ -66,16 +70,25 @@ def hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
 
 async def serve_until_signalled(settings: Settings, listener: socket.socket) -> None:
     app = create_app(settings)
+    # Before serving: a store that cannot be reached stops start-up with its one line.
+    await open_dependencies(app)
 
     @app.before_serving
     async def _settle() -> None:
         # After the app's own start-up hook (registered first): its clients are built by now.
         settle_startup_heap()
 
+    serving = await app_container(app).get(Serving)
     stop = asyncio.Event()
+
+    def begin_shutdown(signum: signal.Signals) -> None:
+        serving.begin_shutdown()  # /readyz answers 503 from now on
+        logger.info("shutdown_begun", signal=signum.name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, begin_shutdown, signum)
     port = listener.getsockname()[1]
     logger.info("serving", host=settings.HTTP_HOST, port=port)
     await serve(app, hypercorn_config(settings, listener), shutdown_trigger=stop.wait)
@@ -118,6 +131,9 @@ def serve_or_exit(settings: Settings, listener: socket.socket) -> None:
         _run(settings, listener)
     except PipelineConfigError as exc:
         fail(f"invalid pipeline configuration: {exc}", EXIT_FAILED)
+    except StartupError as exc:
+        # Names the setting and the cause; a traceback would say nothing more.
+        fail(str(exc), EXIT_FAILED)
     except Exception as exc:
         logger.critical("startup_failed", error=str(exc), exc_info=True)
         fail(f"start-up failed: {exc}", EXIT_FAILED)

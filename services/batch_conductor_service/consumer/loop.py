@@ -22,6 +22,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from batch_conductor_service.consumer.broker_contact import BrokerContact
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
 from batch_conductor_service.consumer.lag import ConsumerLag
 from batch_conductor_service.consumer.pipeline import OUTAGES, EventPipeline
@@ -45,6 +46,7 @@ class EventConsumer:
         *,
         backoff_initial_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
+        silence_seconds: float = 15.0,
     ) -> None:
         self._factory = consumer_factory
         self._topics = list(topics)
@@ -52,6 +54,7 @@ class EventConsumer:
         self._health = health
         self._metrics = metrics
         self._lag = ConsumerLag(metrics)
+        self._contact = BrokerContact(health, silence_seconds)
         # Exponential with full jitter: replicas that failed together do not retry together.
         self._wait = wait_random_exponential(
             multiplier=backoff_initial_seconds, max=backoff_max_seconds
@@ -103,6 +106,8 @@ class EventConsumer:
                 return  # stopping while it could not connect
             if consumer is None:
                 return
+            # Beside the loop, not in it: a silent broker fails no call the loop makes.
+            watch = asyncio.create_task(self._contact.watch(consumer), name="bcs-broker-contact")
             try:
                 await self._consume(consumer)
             except KafkaError as exc:
@@ -111,6 +116,7 @@ class EventConsumer:
                 self._health.failing(ConsumerPhase.RECONNECTING, repr(exc))
                 logger.warning("consumer_reconnecting", error=repr(exc))
             finally:
+                await _cancel(watch)
                 await self._close(consumer)
 
     async def _join(self) -> AIOKafkaConsumer | None:
@@ -182,3 +188,12 @@ class EventConsumer:
             logger.warning("consumer_close_failed", error=repr(exc))
         else:
             logger.info("consumer_closed")
+
+
+async def _cancel(watch: asyncio.Task[None]) -> None:
+    watch.cancel()
+    (ended,) = await asyncio.gather(watch, return_exceptions=True)
+    if not isinstance(ended, asyncio.CancelledError):
+        # A bug in the watch: the broker's silence was no longer measured, so health showed
+        # the broker unreachable meanwhile (the safe side).
+        logger.error("broker_watch_failed", error=repr(ended))

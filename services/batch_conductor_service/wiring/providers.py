@@ -18,7 +18,7 @@ from batch_conductor_service.consumer.translation import CONSUMED_TOPICS
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.step_graph import StepGraph
-from batch_conductor_service.health import HealthReporters, PipelineConfigHealth
+from batch_conductor_service.health import HealthReporters, PipelineConfigHealth, Serving
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import (
     BatchStateRepositoryProtocol,
@@ -40,6 +40,7 @@ class CoreProvider(Provider):
     graph = from_context(provides=StepGraph)
     registry = from_context(provides=CollectorRegistry)
     metrics = from_context(provides=BcsMetrics)
+    serving = provide(Serving)
 
 
 class ServiceProvider(Provider):
@@ -86,10 +87,13 @@ class ConsumerProvider(Provider):
     @provide
     def consumer_health(self, settings: Settings, metrics: BcsMetrics) -> ConsumerHealth:
         health = ConsumerHealth(
-            enabled=settings.KAFKA_CONSUMER_ENABLED, stall_seconds=settings.CONSUMER_STALL_SECONDS
+            enabled=settings.KAFKA_CONSUMER_ENABLED,
+            stall_seconds=settings.CONSUMER_STALL_SECONDS,
+            silence_seconds=settings.KAFKA_SILENCE_SECONDS,
         )
         metrics.track_consumer(
-            lambda: (health.phase.value, health.stalled_for()), [p.value for p in ConsumerPhase]
+            lambda: (health.reported_phase().value, health.stalled_for()),
+            [p.value for p in ConsumerPhase],
         )
         return health
 
@@ -144,6 +148,7 @@ class ConsumerProvider(Provider):
             metrics,
             backoff_initial_seconds=settings.KAFKA_RETRY_BACKOFF_INITIAL_SECONDS,
             backoff_max_seconds=settings.KAFKA_RETRY_BACKOFF_MAX_SECONDS,
+            silence_seconds=settings.KAFKA_SILENCE_SECONDS,
         )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common_core.validation_errors import field_problems
+from huleedu_service_libs.redaction import redact_servers, redact_url
 
 ENV_PREFIX = "BCS_"
 
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     # Kafka's own default floor for a session (group.min.session.timeout.ms): the shorter it
     # is, the sooner a group forms, as brokers wait a share of it for members to join.
     KAFKA_SESSION_TIMEOUT_SECONDS: Seconds = Field(default=6.0, ge=3.0)
+    # No answer from the broker (a fetch, a metadata request) for this long, while running:
+    # /healthz shows the consumer broker_unreachable (aiokafka's fetcher fails no call then).
+    KAFKA_SILENCE_SECONDS: Seconds = 15.0
     KAFKA_DLQ_SEND_TIMEOUT_SECONDS: Seconds = 10.0
     RESOLUTION_DLQ_TIMEOUT_SECONDS: Seconds = 2.0
     # Failed resolutions dead-lettered per minute at most; the rest are counted and dropped.
@@ -160,6 +164,33 @@ class Settings(BaseSettings):
     @property
     def uses_memory_repository(self) -> bool:
         return self.ENVIRONMENT is Environment.TESTING or self.USE_MOCK_REPOSITORY
+
+    @property
+    def store_kind(self) -> str:
+        if self.uses_memory_repository:
+            return "memory"
+        redis = "redis_cluster" if self.REDIS_CLUSTER else "redis"
+        return redis if self.DATABASE_URL is None else f"{redis}+postgresql"
+
+    def in_use(self) -> dict[str, object]:
+        """What the service runs with, as the start-up line shows it: no password, ever."""
+        summary: dict[str, object] = {
+            "environment": self.ENVIRONMENT.value,
+            "store": self.store_kind,
+        }
+        if not self.uses_memory_repository:
+            summary["redis_url"] = redact_url(self.REDIS_URL)
+            if self.DATABASE_URL is not None:
+                summary["database_url"] = redact_url(self.DATABASE_URL)
+                summary["database_schema"] = self.DATABASE_SCHEMA
+        summary |= {
+            "kafka_bootstrap_servers": redact_servers(self.KAFKA_BOOTSTRAP_SERVERS),
+            "kafka_consumer_enabled": self.KAFKA_CONSUMER_ENABLED,
+            "kafka_consumer_group": self.KAFKA_CONSUMER_GROUP_ID,
+            "pipelines_path": str(self.PIPELINES_PATH.resolve()),
+            "internal_api_key": "required" if self.INTERNAL_API_KEY is not None else "off",
+        }
+        return summary
 
 
 def load_settings(**overrides: object) -> Settings:

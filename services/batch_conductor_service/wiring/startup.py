@@ -16,7 +16,7 @@ from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.domain.step_graph import StepGraph
 from batch_conductor_service.errors import StateStoreUnavailableError
-from batch_conductor_service.health import HealthReporters
+from batch_conductor_service.health import HealthReporters, Serving
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.wiring.providers import default_providers
@@ -52,19 +52,48 @@ def build_container(
     )
 
 
+class Dependencies:
+    """What the service cannot run without (the stores and what /healthz asks), opened once."""
+
+    def __init__(self, container: AsyncContainer) -> None:
+        self._container = container
+        self._opened = False
+
+    async def open(self) -> None:
+        """Says in one line what the service runs with, then opens the stores, so that a bad
+        setup fails start-up (a StartupError names the setting); whatever was opened before
+        the failure is closed again."""
+        if self._opened:
+            return
+        settings = await self._container.get(Settings)
+        logger.info("service_configured", **settings.in_use())
+        try:
+            await self._container.get(BatchStateRepositoryProtocol)
+            await self._container.get(HealthReporters)
+        except BaseException:
+            await self._container.close()
+            raise
+        self._opened = True
+
+
+async def open_dependencies(app: Quart) -> None:
+    """For `bcs` before it serves: a store that cannot be reached is then its one line, not a
+    traceback from inside the ASGI lifespan (which loses the error's type). The start-up hook
+    opens them too, for an app run otherwise (tests); once open, that costs nothing."""
+    dependencies: Dependencies = app.extensions[_DEPENDENCIES]
+    await dependencies.open()
+
+
+_DEPENDENCIES = "bcs_dependencies"
+
+
 def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
     QuartDishka(app=app, container=container)
+    dependencies = app.extensions[_DEPENDENCIES] = Dependencies(container)
 
     @app.before_serving
     async def _start() -> None:
-        # Resolve what the service cannot run without now, so a bad setup fails start-up;
-        # then whatever was opened before the failure is closed again.
-        try:
-            await container.get(BatchStateRepositoryProtocol)
-            await container.get(HealthReporters)
-        except BaseException:
-            await container.close()
-            raise
+        await dependencies.open()
         settings = await container.get(Settings)
         if platform_key_is_set():
             logger.info(
@@ -82,6 +111,7 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
 
     @app.after_serving
     async def _stop() -> None:
+        (await container.get(Serving)).begin_shutdown()
         settings = await container.get(Settings)
         budget = ShutdownBudget(settings.SHUTDOWN_TIMEOUT_SECONDS)
         try:

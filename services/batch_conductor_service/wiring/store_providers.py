@@ -2,10 +2,13 @@
 the clients they need. Each client is made by a generator provider that closes it again, so
 closing the container is the one way they close."""
 
+import os
+import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
 from dishka import Provider, Scope, provide
+from redis.exceptions import RedisClusterException, RedisError
 
 from batch_conductor_service.errors import StartupError
 from batch_conductor_service.metrics import BcsMetrics
@@ -28,7 +31,9 @@ from batch_conductor_service.stores.redis.connection import RedisClient, make_re
 from batch_conductor_service.stores.redis.parking import RedisEssayPlacement
 from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from batch_conductor_service.wiring.settings import Settings
+from huleedu_service_libs.log_bounds import clip
 from huleedu_service_libs.logging_utils import get_logger
+from huleedu_service_libs.redaction import redact_url
 
 logger = get_logger(__name__)
 
@@ -63,6 +68,14 @@ class RedisStoreProvider(Provider):
             max_connections=settings.REDIS_MAX_CONNECTIONS,
             timeout_seconds=settings.REDIS_TIMEOUT_SECONDS,
         )
+        try:
+            # Reached at start, as PostgreSQL is: a wrong URL is seen at once (docs/design.md).
+            await client.ping()
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            await client.aclose()
+            raise cannot_reach(
+                "Redis", "BCS_REDIS_URL", settings.REDIS_URL, exc, settings.REDIS_TIMEOUT_SECONDS
+            ) from exc
         yield client
         await client.aclose()
 
@@ -132,15 +145,24 @@ class DurableStoreProvider(Provider):
                 timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
             )
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            # The URL may carry a password: the message names the variable, not its value.
-            raise StartupError(
-                f"cannot connect to the PostgreSQL of BCS_DATABASE_URL: {exc}"
+            raise cannot_reach(
+                "PostgreSQL",
+                "BCS_DATABASE_URL",
+                settings.DATABASE_URL,
+                exc,
+                settings.DATABASE_TIMEOUT_SECONDS,
             ) from exc
         try:
             async with pool.acquire() as connection:
                 migrated = await ensure_schema(connection, settings.DATABASE_SCHEMA)
-        except BaseException:
+        except BaseException as exc:
             await pg.close_pool(pool, settings.DATABASE_TIMEOUT_SECONDS)
+            if isinstance(exc, asyncpg.PostgresError):
+                # e.g. no right to create the schema: the operator's to fix, not a bug.
+                raise StartupError(
+                    f"cannot prepare the schema {settings.DATABASE_SCHEMA!r} in PostgreSQL at "
+                    f"{redact_url(settings.DATABASE_URL)} (BCS_DATABASE_SCHEMA): {clip(str(exc))}"
+                ) from exc
             raise
         logger.info("postgresql_schema_ready", schema=settings.DATABASE_SCHEMA, migrated=migrated)
         yield pool
@@ -194,6 +216,30 @@ class DurableStoreProvider(Provider):
             max_parked=settings.MAX_PARKED_RESULTS,
             timeout_seconds=settings.DATABASE_TIMEOUT_SECONDS,
         )
+
+
+def cannot_reach(
+    store: str, variable: str, url: str, exc: BaseException, timeout_seconds: float
+) -> StartupError:
+    """One line naming the store, where it was looked for (no password), the setting and why."""
+    return StartupError(
+        f"cannot reach {store} at {redact_url(url)} ({variable}): {_cause(exc, timeout_seconds)}"
+    )
+
+
+def _cause(exc: BaseException, timeout_seconds: float) -> str:
+    """Why, in the operating system's words when it refused (the clients' own messages wrap
+    them in addresses and errno numbers), else in the client's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) and seen.strerror:
+            return seen.strerror
+        if isinstance(seen, OSError) and seen.errno is not None and seen.errno > 0:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {timeout_seconds:g} s"
+    return clip(str(exc) or type(exc).__name__)
 
 
 def store_providers(settings: Settings) -> list[Provider]:

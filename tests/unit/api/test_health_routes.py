@@ -8,7 +8,7 @@ from quart.typing import TestClientProtocol as Client
 
 from batch_conductor_service.consumer.health import ConsumerHealth, ConsumerPhase
 from batch_conductor_service.domain.batch_state import ParkedResult
-from batch_conductor_service.health import ComponentHealth, HealthState
+from batch_conductor_service.health import ComponentHealth, HealthState, Serving
 from batch_conductor_service.protocols import EssayPlacementProtocol
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.providers import app_container
@@ -196,3 +196,26 @@ async def test_liveness_fails_once_the_consumer_task_has_died(make_app: AppFacto
     body = await response.get_json()
     assert body["status"] == "unhealthy"
     assert body["checks"]["kafka_consumer"]["state"] == "dead"
+
+
+async def test_readiness_is_503_once_shutdown_has_begun_while_liveness_stays(
+    make_app: AppFactory,
+) -> None:
+    # From the stop signal on: a load balancer sends the next request elsewhere, while the
+    # requests in flight finish.
+    app = make_app()
+    async with app.test_app():
+        client = app.test_client()
+        assert (await client.get("/readyz")).status_code == 200
+        (await app_container(app).get(Serving)).begin_shutdown()
+        ready = await client.get("/readyz")
+        live = await client.get("/livez")
+        define = await client.post(
+            "/internal/v1/pipelines/define", json={"batch_id": "b", "requested_pipeline": "nlp"}
+        )
+    assert ready.status_code == 503
+    assert await ready.get_json() == {
+        "status": "unhealthy",
+        "checks": {"serving": {"status": "unhealthy", "state": "stopping"}},
+    }
+    assert (live.status_code, define.status_code) == (200, 200)

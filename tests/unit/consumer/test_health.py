@@ -149,3 +149,82 @@ async def test_a_consumer_without_progress_for_longer_than_the_stall_limit_is_un
 
     health.running(1)
     assert (await health.health())["kafka_consumer"].state is HealthState.OK
+
+
+async def test_a_running_consumer_whose_broker_is_silent_too_long_is_broker_unreachable() -> None:
+    now = [100.0]
+    health = ConsumerHealth(
+        enabled=True, stall_seconds=60.0, silence_seconds=15.0, clock=lambda: now[0]
+    )
+    health.running(3)
+    health.heard_from_broker()
+    now[0] += 15.0
+    # The loop keeps calling running(): getmany returns nothing and fails no call.
+    health.running(3)
+
+    assert (await reported(health)).state is HealthState.OK
+    assert health.stalled_for() == 0.0
+
+    now[0] += 1.0
+    health.running(3)
+    component = await reported(health)
+    assert component == ComponentHealth(
+        HealthState.DEGRADED,
+        {
+            "state": "broker_unreachable",
+            "assigned_partitions": 3,
+            "error": "the Kafka broker has not answered for 16.0 s",
+            "broker_silent_seconds": 16.0,
+            "silence_limit_seconds": 15.0,
+            "stalled_seconds": 16.0,
+        },
+    )
+    assert health.reported_phase() is ConsumerPhase.BROKER_UNREACHABLE
+    assert health.stalled_for() == 16.0
+
+
+async def test_a_silence_past_the_stall_limit_is_unhealthy_and_an_answer_ends_it() -> None:
+    now = [0.0]
+    health = ConsumerHealth(
+        enabled=True, stall_seconds=60.0, silence_seconds=15.0, clock=lambda: now[0]
+    )
+    health.running(1)
+    health.heard_from_broker()
+    now[0] += 61.0
+
+    component = await reported(health)
+    assert component.state is HealthState.UNHEALTHY
+    assert component.detail["stall_limit_seconds"] == 60.0
+
+    # A fetch answered two seconds ago (its time is known after the fact).
+    health.heard_from_broker(seconds_ago=2.0)
+    assert await reported(health) == ComponentHealth(
+        HealthState.OK, {"state": "running", "assigned_partitions": 1}
+    )
+    assert health.broker_silence() == 2.0
+    # An older answer learnt later does not move the last contact back.
+    health.heard_from_broker(seconds_ago=30.0)
+    assert health.broker_silence() == 2.0
+
+
+async def test_silence_is_the_broker_s_only_while_running_other_failures_say_their_own() -> None:
+    now = [0.0]
+    health = ConsumerHealth(enabled=True, silence_seconds=15.0, clock=lambda: now[0])
+    health.running(1)
+    health.heard_from_broker()
+    health.failing(ConsumerPhase.RETRYING, "StateStoreUnavailableError('redis')")
+    now[0] += 30.0
+
+    component = await reported(health)
+    assert component.detail["state"] == "retrying"
+    assert component.detail["stalled_seconds"] == 30.0
+
+
+async def test_no_silence_is_counted_before_a_client_has_joined() -> None:
+    now = [0.0]
+    health = ConsumerHealth(enabled=True, silence_seconds=15.0, clock=lambda: now[0])
+    now[0] += 100.0
+    health.running(0)
+
+    assert health.broker_silence() == 0.0
+    assert (await reported(health)).state is HealthState.OK

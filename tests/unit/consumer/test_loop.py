@@ -3,6 +3,7 @@ when, how it waits out store failures (exponential backoff) and survives Kafka f
 it stops. No network, no sleeps: every wait is for a state the fake reaches."""
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,7 @@ class FakeKafkaConsumer:
 
     def __init__(self, broker: FakeBroker) -> None:
         self.broker = broker
-        self.topics: frozenset[str] | None = None
+        self.subscribed: frozenset[str] | None = None
         self.listener: ConsumerRebalanceListener | None = None
         self.started = False
         self.closed = False
@@ -97,6 +98,9 @@ class FakeKafkaConsumer:
         self.positions: dict[TopicPartition, int] = {}
         self.failures: dict[str, BaseException] = {}
         self.revoke_on_position: set[TopicPartition] = set()
+        # A frozen broker: no fetch answers, and a metadata request fails.
+        self.silent = False
+        self.probes = 0
 
     def fail_next(self, method: str, error: BaseException) -> None:
         self.failures[method] = error
@@ -111,15 +115,15 @@ class FakeKafkaConsumer:
     ) -> None:
         # Subscribed once, before start(), to the topics EventConsumer was given.
         assert not self.started
-        assert self.topics is None
-        self.topics = frozenset(topics)
+        assert self.subscribed is None
+        self.subscribed = frozenset(topics)
         self.listener = listener
 
     async def start(self) -> None:
-        assert self.topics is not None
+        assert self.subscribed is not None
         self._called("start")
         self.started = True
-        self.assigned = {tp for tp in self.broker.logs if tp.topic in self.topics}
+        self.assigned = {tp for tp in self.broker.logs if tp.topic in self.subscribed}
         self.positions = {tp: self.broker.committed.get(tp, 0) for tp in self.assigned}
 
     async def stop(self) -> None:
@@ -141,6 +145,17 @@ class FakeKafkaConsumer:
             # The real client waits up to timeout_ms here; yielding keeps the loop fair.
             await asyncio.sleep(0)
         return fetched
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        assert tp in self.assigned, "Partition is not assigned"
+        return None if self.silent else int(time.time() * 1000)
+
+    async def topics(self) -> set[str]:
+        self.probes += 1
+        self._called("topics")
+        if self.silent:
+            raise KafkaConnectionError("no answer")
+        return set(self.subscribed or ())
 
     def highwater(self, tp: TopicPartition) -> int:
         return len(self.broker.logs[tp])
@@ -175,8 +190,8 @@ class FakeKafkaConsumer:
 class ObservedHealth(ConsumerHealth):
     """Lets FakeBroker.until see health changes made when no client is being called."""
 
-    def __init__(self, broker: FakeBroker) -> None:
-        super().__init__(enabled=True)
+    def __init__(self, broker: FakeBroker, silence_seconds: float) -> None:
+        super().__init__(enabled=True, silence_seconds=silence_seconds)
         self._broker = broker
 
     def running(self, assigned_partitions: int) -> None:
@@ -222,11 +237,16 @@ class GatedRepository(InMemoryBatchStateRepository):
 
 
 class Harness:
-    def __init__(self, backoff_initial_seconds: float = 0.0, backoff_max_seconds: float = 0.0):
+    def __init__(
+        self,
+        backoff_initial_seconds: float = 0.0,
+        backoff_max_seconds: float = 0.0,
+        silence_seconds: float = 15.0,
+    ):
         self.broker = FakeBroker(READY, SPELLCHECK)
         self.registry = CollectorRegistry()
         self.repository = GatedRepository(self.broker)
-        self.health = ObservedHealth(self.broker)
+        self.health = ObservedHealth(self.broker, silence_seconds)
         self.phases_at_connect: list[ConsumerPhase] = []
         self.dead_letters = RecordingDlqProducer()
         metrics = BcsMetrics(self.registry)
@@ -245,6 +265,7 @@ class Harness:
             metrics,
             backoff_initial_seconds=backoff_initial_seconds,
             backoff_max_seconds=backoff_max_seconds,
+            silence_seconds=silence_seconds,
         )
 
     def _connect(self) -> FakeKafkaConsumer:
@@ -594,3 +615,25 @@ async def test_stop_while_the_store_is_down_commits_nothing_and_closes_the_clien
     assert client.closed
     assert harness.health.phase is ConsumerPhase.STOPPED
     assert harness.dead_letters.sent == []
+
+
+async def test_a_silent_broker_under_a_running_loop_is_seen_and_its_answer_clears_it() -> None:
+    # aiokafka fails no call while its broker is silent: the loop goes on "running".
+    harness = Harness(silence_seconds=0.06)
+    client = await harness.started()
+    client.silent = True
+
+    await harness.broker.until(
+        lambda: harness.health.reported_phase() is ConsumerPhase.BROKER_UNREACHABLE
+    )
+    assert harness.health.phase is ConsumerPhase.RUNNING
+    assert client.probes >= 1
+    client.silent = False
+    await harness.broker.until(lambda: harness.health.reported_phase() is ConsumerPhase.RUNNING)
+
+    await harness.consumer.stop(HANG_GUARD_SECONDS)
+    probes = client.probes
+    await asyncio.sleep(0.1)
+    # The watch went with its client.
+    assert client.closed
+    assert client.probes == probes
