@@ -68,6 +68,8 @@ def exercised_metrics() -> CollectorRegistry:
     metrics.state_rebuilds.inc()
     metrics.unplaced_results.labels("parked").inc()
     metrics.internal_auth_failures.labels("missing").inc()
+    metrics.trace_spans_exported.inc()
+    metrics.trace_spans_dropped.labels("queue_full").inc()
     metrics.track_consumer(lambda: ("dead", 12.5), ["running", "dead"])
     return registry
 
@@ -125,6 +127,7 @@ LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         {"parked", "placed_on_arrival", "placed_by_roster", "expired", "refused", "failed"}
     ),
     ("bcs_internal_auth_failures", "reason"): frozenset({"missing", "invalid"}),
+    ("bcs_trace_spans_dropped", "reason"): frozenset({"queue_full", "export_failed"}),
     ("bcs_consumer_state", "state"): frozenset(p.value for p in ConsumerPhase),
     ("http_requests", "method"): HTTP_METHODS,
     ("http_request_duration_seconds", "method"): HTTP_METHODS,

@@ -118,6 +118,8 @@ def serve_or_exit(settings: Settings, listener: socket.socket) -> None:
         _run(settings, listener)
     except PipelineConfigError as exc:
         fail(f"invalid pipeline configuration: {exc}", EXIT_FAILED)
+    except SettingsError as exc:  # an OTEL_* value tracing cannot use (wiring/tracing.py)
+        fail(str(exc), EXIT_BAD_SETTING)
     except Exception as exc:
         logger.critical("startup_failed", error=str(exc), exc_info=True)
         fail(f"start-up failed: {exc}", EXIT_FAILED)
