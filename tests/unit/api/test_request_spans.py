@@ -261,3 +261,16 @@ def test_a_hostile_traceparent_or_tracestate_is_ignored_never_a_5xx(
     # Always a trace: the caller's when valid, else one of its own.
     assert re.fullmatch(r"[0-9a-f]{32}", response_headers["x-trace-id"])
     assert response_headers["x-trace-id"] != "0" * 32
+
+
+async def test_the_openapi_document_describes_the_trace_headers(traced: Traced) -> None:
+    client = traced.app.test_client()
+    document = await (await client.get("/openapi.json")).get_json()
+    define = document["paths"][DEFINE]["post"]
+    for status, response in define["responses"].items():
+        assert "X-Trace-Id" in response["headers"], status
+    pattern = define["responses"]["200"]["headers"]["X-Trace-Id"]["schema"]["pattern"]
+    sent = await client.post(DEFINE, json={"batch_id": "b1", "requested_pipeline": "nlp"})
+    assert re.fullmatch(pattern, sent.headers["X-Trace-Id"])
+    parameters = {p["name"] for p in define["parameters"] if p["in"] == "header"}
+    assert {"traceparent", "tracestate"} <= parameters
