@@ -2,6 +2,7 @@
 decoded with opentelemetry-proto. One speaks OTLP/HTTP (POST /v1/traces, protobuf), the other
 OTLP/gRPC (TraceService/Export)."""
 
+import asyncio
 import gzip
 import threading
 import time
@@ -32,7 +33,7 @@ class ReceivedSpan:
 
 
 # opentelemetry.proto.trace.v1.Span.SpanKind and Status.StatusCode
-KIND_SERVER, KIND_CONSUMER, KIND_INTERNAL = 2, 5, 1
+KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_CONSUMER = 1, 2, 3, 5
 STATUS_UNSET, STATUS_ERROR = 0, 2
 
 
@@ -99,6 +100,20 @@ class _Received:
                 names = sorted({span.name for span in spans})
                 raise AssertionError(f"not received within {within_seconds}s; got {names}")
             time.sleep(0.05)
+
+    async def until(
+        self, accept: Callable[[list[ReceivedSpan]], bool], within_seconds: float = 30.0
+    ) -> list[ReceivedSpan]:
+        """wait_for, for a test whose service runs on its own event loop."""
+        deadline = time.monotonic() + within_seconds
+        while True:
+            spans = self.spans()
+            if accept(spans):
+                return spans
+            if time.monotonic() > deadline:
+                names = sorted({span.name for span in spans})
+                raise AssertionError(f"not received within {within_seconds}s; got {names}")
+            await asyncio.sleep(0.05)
 
 
 class OtlpHttpReceiver(_Received):
