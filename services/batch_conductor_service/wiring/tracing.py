@@ -12,24 +12,11 @@ OTEL_EXPORTER_OTLP_PROTOCOL and checks the values it reads itself.
 import asyncio
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dishka import Provider, Scope, provide
-from opentelemetry.context import Context
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.resources import (
-    SERVICE_NAME,
-    SERVICE_NAMESPACE,
-    SERVICE_VERSION,
-    OTELResourceDetector,
-    Resource,
-)
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Tracer
 from quart import Quart
 
@@ -38,6 +25,13 @@ from batch_conductor_service.api.tracing import annotate_request_spans
 from batch_conductor_service.metrics import BcsMetrics, service_version
 from batch_conductor_service.wiring.settings import Settings, SettingsError
 from huleedu_service_libs.logging_utils import get_logger, include_trace_ids
+
+# The SDK, its exporters and the instrumentations are imported only once tracing is on: a
+# service without it does not pay for loading them.
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = get_logger(__name__)
 
@@ -110,9 +104,17 @@ def _positive(environ: Mapping[str, str], variable: str, default: int) -> int:
     return value
 
 
-def service_resource(settings: Settings) -> Resource:
+def service_resource(settings: Settings) -> "Resource":
     """The standard resource attributes; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when
     set, win over this service's own (Resource.create alone would let ours win)."""
+    from opentelemetry.sdk.resources import (
+        SERVICE_NAME,
+        SERVICE_NAMESPACE,
+        SERVICE_VERSION,
+        OTELResourceDetector,
+        Resource,
+    )
+
     own = {
         SERVICE_NAME: BCS_SERVICE_NAME,
         SERVICE_VERSION: service_version(),
@@ -124,104 +126,6 @@ def service_resource(settings: Settings) -> Resource:
     return Resource.create({**own, **OTELResourceDetector().detect().attributes})
 
 
-def otlp_exporter(protocol: str) -> SpanExporter:
-    """The SDK's OTLP exporter for the protocol; it reads its endpoint, headers, timeout,
-    compression and certificates from the standard variables. Imported when chosen: gRPC
-    weighs on start-up."""
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        return GrpcExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    return HttpExporter()
-
-
-class _Admission:
-    """Spans handed to the batch processor and not yet taken for export, at most `capacity`:
-    the processor's own queue drops silently when full, so the bound is kept (and counted) in
-    front of it."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._waiting = 0
-        self._lock = threading.Lock()
-
-    def admit(self) -> bool:
-        with self._lock:
-            if self._waiting >= self._capacity:
-                return False
-            self._waiting += 1
-            return True
-
-    def taken(self, count: int) -> None:
-        with self._lock:
-            self._waiting = max(0, self._waiting - count)
-
-
-class _CountingExporter(SpanExporter):
-    """The OTLP exporter, counting what it delivered and what it could not."""
-
-    def __init__(self, inner: SpanExporter, admission: _Admission, metrics: BcsMetrics) -> None:
-        self._inner = inner
-        self._admission = admission
-        self._metrics = metrics
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self._admission.taken(len(spans))
-        try:
-            result = self._inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-            logger.exception("trace_export_raised", spans=len(spans))
-        if result is SpanExportResult.SUCCESS:
-            self._metrics.trace_spans_exported.inc(len(spans))
-        else:
-            self._metrics.trace_spans_dropped.labels("export_failed").inc(len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-class _BoundedBatchProcessor(SpanProcessor):
-    """The SDK's BatchSpanProcessor (a background thread exports; ending a span only queues
-    it), behind an admission that drops and counts a span the queue has no room for."""
-
-    def __init__(self, exporter: SpanExporter, config: TracingConfig, metrics: BcsMetrics) -> None:
-        self._admission = _Admission(config.max_queue_size)
-        self._metrics = metrics
-        self._inner = BatchSpanProcessor(
-            _CountingExporter(exporter, self._admission, metrics),
-            max_queue_size=config.max_queue_size,
-            max_export_batch_size=config.max_export_batch_size,
-        )
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None or not span.context.trace_flags.sampled:
-            return
-        if self._admission.admit():
-            self._inner.on_end(span)
-        else:
-            self._metrics.trace_spans_dropped.labels("queue_full").inc()
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
 class Tracing:
     """The service's tracer provider and instrumentations; `tracer` is None when off."""
 
@@ -229,8 +133,8 @@ class Tracing:
         self,
         config: TracingConfig | None,
         *,
-        resource: Resource | None = None,
-        exporter: SpanExporter | None = None,
+        resource: "Resource | None" = None,
+        exporter: "SpanExporter | None" = None,
     ) -> None:
         """`exporter`: for tests; by default the OTLP exporter of the configured protocol,
         built when serving starts."""
@@ -240,8 +144,10 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: Tracer | None = None
         if config is not None:
-            self.provider = TracerProvider(
-                resource=resource, span_limits=SpanLimits(max_links=config.max_links)
+            from opentelemetry.sdk import trace as sdk_trace
+
+            self.provider = sdk_trace.TracerProvider(
+                resource=resource, span_limits=sdk_trace.SpanLimits(max_links=config.max_links)
             )
             self.tracer = self.provider.get_tracer(BCS_SERVICE_NAME, service_version())
 
@@ -261,8 +167,16 @@ class Tracing:
         (process-wide patches: one app per process serves)."""
         if self.provider is None or self.config is None or self._instrumented:
             return
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        from batch_conductor_service.wiring.trace_export import (
+            BoundedBatchProcessor,
+            otlp_exporter,
+        )
+
         exporter = self._exporter or otlp_exporter(self.config.protocol)
-        self.provider.add_span_processor(_BoundedBatchProcessor(exporter, self.config, metrics))
+        self.provider.add_span_processor(BoundedBatchProcessor(exporter, self.config, metrics))
         RedisInstrumentor().instrument(tracer_provider=self.provider)
         AsyncPGInstrumentor().instrument(  # type: ignore[no-untyped-call]
             tracer_provider=self.provider
@@ -281,6 +195,9 @@ class Tracing:
         if self.provider is None:
             return
         if self._instrumented:
+            from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+            from opentelemetry.instrumentation.redis import RedisInstrumentor
+
             RedisInstrumentor().uninstrument()
             AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
             include_trace_ids(False)
@@ -327,6 +244,9 @@ def instrument_app(app: Quart, tracing: Tracing, metrics: BcsMetrics) -> None:
     Does nothing when tracing is off."""
     if tracing.provider is None:
         return
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.metrics import NoOpMeterProvider
+
     app.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign, assignment]
         app.asgi_app,
         # The method alone until the route is known (api/tracing.py renames the span): the
