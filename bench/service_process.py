@@ -36,9 +36,16 @@ class ServiceProcess:
 
     @classmethod
     def start(
-        cls, bootstrap: str, run: str, *, with_postgres: bool = False, **settings: str
+        cls,
+        bootstrap: str,
+        run: str,
+        *,
+        with_postgres: bool = False,
+        environ: dict[str, str] | None = None,
+        **settings: str,
     ) -> "ServiceProcess":
-        """Starts the service on Redis (and PostgreSQL) under keys and a schema of its own."""
+        """Starts the service on Redis (and PostgreSQL) under keys and a schema of its own;
+        `environ`: variables besides the BCS_ settings (OTEL_*, PYTHONPATH)."""
         port = free_port()
         env = {
             **os.environ,
@@ -56,6 +63,7 @@ class ServiceProcess:
             "BCS_DATABASE_URL": DATABASE_URL if with_postgres else "",
             "BCS_DATABASE_SCHEMA": run,
             **{f"BCS_{name}": value for name, value in settings.items()},
+            **(environ or {}),
         }
         log_path = Path(tempfile.mkstemp(prefix=f"{run}-", suffix=".log")[1])
         started_at = time.perf_counter()

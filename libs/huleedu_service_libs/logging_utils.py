@@ -13,8 +13,24 @@ import structlog
 from structlog.typing import EventDict
 
 from huleedu_service_libs.log_rate_limit import RepeatLimiter, log_suppressed
+from huleedu_service_libs.trace_context import current_trace_ids
 
 CORRELATION_ID_KEY = "correlation_id"
+# Off until tracing starts (include_trace_ids): without it no span is ever current, and a line
+# should not pay for looking.
+_trace_ids_wanted = False
+
+
+def include_trace_ids(enabled: bool) -> None:
+    """Whether lines written while a span is current carry its `trace_id` and `span_id`."""
+    global _trace_ids_wanted
+    _trace_ids_wanted = enabled
+
+
+def _add_trace_ids(event_dict: EventDict) -> None:
+    ids = current_trace_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
@@ -32,6 +48,7 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
     ]
     if service_name:
         shared.append(_add_service(service_name))
+    shared.append(_foreign_trace_ids)
     structlog.configure(
         processors=[
             _DropBelow(logging.getLevelName(level.upper())),
@@ -60,7 +77,8 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
     handler = logging.StreamHandler(_CurrentStdout())
     handler.setFormatter(formatter)
     # On the handler: a logger's filter would not see its children's (aiokafka.conn, ...) lines.
-    handler.addFilter(RepeatLimiter(log_suppressed, prefixes=("aiokafka",)))
+    # OpenTelemetry's exporter repeats its line on every failed export while a collector is away.
+    handler.addFilter(RepeatLimiter(log_suppressed, prefixes=("aiokafka", "opentelemetry")))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
@@ -198,6 +216,8 @@ class _LineFields:
         name = getattr(logger, "name", None)
         if name is not None:
             event_dict.setdefault("logger", name)
+        if _trace_ids_wanted:
+            _add_trace_ids(event_dict)
         return event_dict
 
     def stamp(self, now: float) -> str:
@@ -221,6 +241,12 @@ def _add_service(name: str) -> Any:
         return event_dict
 
     return processor
+
+
+def _foreign_trace_ids(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    if _trace_ids_wanted:
+        _add_trace_ids(event_dict)
+    return event_dict
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -74,6 +74,7 @@ UNPLACED_OUTCOMES = (
     "failed",
 )
 AUTH_FAILURE_REASONS = ("missing", "invalid")
+SPAN_DROP_REASONS = ("queue_full", "export_failed")
 # Per route: the success every route gives, and the 5xx the error-rate alert counts.
 HTTP_STATUSES_AT_START = ("200", "500", "503")
 
@@ -88,7 +89,7 @@ class BcsMetrics:
         build = Info(
             "bcs_build", "The running build: the service's version and Python's.", registry=registry
         )
-        build.info({"version": _package_version(), "python_version": platform.python_version()})
+        build.info({"version": service_version(), "python_version": platform.python_version()})
         self.http = HttpMetrics(registry)
         self.pipeline_resolutions = Counter(
             "bcs_pipeline_resolutions_total",
@@ -201,6 +202,19 @@ class BcsMetrics:
             ["reason"],
             registry=registry,
         )
+        self.trace_spans_exported = Counter(
+            "bcs_trace_spans_exported_total",
+            "Spans the OTLP exporter delivered to the collector (docs/tracing.md).",
+            registry=registry,
+        )
+        self.trace_spans_dropped = Counter(
+            "bcs_trace_spans_dropped_total",
+            "Spans not delivered: queue_full (more were waiting for export than "
+            "OTEL_BSP_MAX_QUEUE_SIZE: the collector is slow or away), export_failed (the "
+            "collector refused them, or was not reached within OTEL_EXPORTER_OTLP_TIMEOUT).",
+            ["reason"],
+            registry=registry,
+        )
 
     def export_known_series(
         self,
@@ -232,6 +246,8 @@ class BcsMetrics:
             self.unplaced_results.labels(outcome)
         for reason in AUTH_FAILURE_REASONS:
             self.internal_auth_failures.labels(reason)
+        for reason in SPAN_DROP_REASONS:
+            self.trace_spans_dropped.labels(reason)
         for method, endpoint in routes:
             self.http.duration.labels(method, endpoint)
             for status in HTTP_STATUSES_AT_START:
@@ -244,7 +260,7 @@ class BcsMetrics:
         self.registry.register(_ConsumerStateCollector(read_state, tuple(states)))
 
 
-def _package_version() -> str:
+def service_version() -> str:
     try:
         return version(DISTRIBUTION)
     except PackageNotFoundError:  # run from a source tree that was never installed

@@ -13,6 +13,7 @@ from batch_conductor_service.domain.batch_state import (
 )
 from batch_conductor_service.domain.resolution_rules import Resolution
 from batch_conductor_service.health import ComponentHealth
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier
 
 
 class BatchStateRepositoryProtocol(Protocol):
@@ -93,6 +94,8 @@ class DlqProducerProtocol(Protocol):
         correlation_id: str | None = None,
         # The failed message's headers: one replayed from a DLQ record gets no second record.
         headers: Sequence[tuple[str, bytes | None]] | None = None,
+        # The W3C trace context of the failed message's processing, kept in the record.
+        trace_context: TraceCarrier = NO_TRACE,
     ) -> bool:
         """Whether a record was appended (none for a message replayed from a record that still
         stands for it)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from batch_conductor_service.consumer.pipeline import EventPipeline
@@ -37,6 +38,7 @@ class PipelineHarness:
         dead_letters: RecordingDlqProducer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_attempts: int = 3,
+        tracer: Tracer | None = None,
     ) -> None:
         self.repository = repository
         self.placement = placement
@@ -51,6 +53,7 @@ class PipelineHarness:
             max_records=500,
             max_attempts=max_attempts,
             clock=clock,
+            tracer=tracer,
         )
         self._offsets = itertools.count()
 

@@ -38,6 +38,7 @@ class FakeProducer:
         self.starts = 0
         self.stops = 0
         self.sent: list[tuple[str, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []
 
     async def start(self) -> None:
         self.starts += 1
@@ -49,12 +50,15 @@ class FakeProducer:
     async def stop(self) -> None:
         self.stops += 1
 
-    async def send_and_wait(self, topic: str, value: bytes) -> None:
+    async def send_and_wait(
+        self, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         if self.hang_on == "send":
             await asyncio.Event().wait()
         if self.send_error is not None:
             raise self.send_error
         self.sent.append((topic, value))
+        self.headers.append(headers)
 
 
 class Factory:
@@ -114,6 +118,30 @@ async def test_the_record_goes_to_the_dlq_topic_with_everything_needed_to_replay
     failed_at = datetime.fromisoformat(raw["failed_at"])
     assert failed_at.utcoffset() == timedelta(0)
     assert before <= failed_at <= datetime.now(UTC)
+
+
+async def test_the_record_keeps_the_trace_context_and_sends_it_as_headers_too() -> None:
+    factory = Factory()
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    carrier = {"traceparent": traceparent, "tracestate": "vendor=v1"}
+
+    await send(dlq(factory), trace_context=carrier)
+
+    [(_, value)] = factory.built[0].sent
+    assert orjson.loads(value)["trace_context"] == carrier
+    assert factory.built[0].headers == [
+        [("traceparent", traceparent.encode()), ("tracestate", b"vendor=v1")]
+    ]
+
+
+async def test_a_record_without_trace_context_says_so_and_has_no_headers() -> None:
+    factory = Factory()
+
+    await send(dlq(factory))
+
+    [(_, value)] = factory.built[0].sent
+    assert orjson.loads(value)["trace_context"] is None
+    assert factory.built[0].headers == [None]
 
 
 async def test_partition_offset_and_correlation_id_are_null_when_not_given() -> None:
@@ -241,7 +269,9 @@ async def test_a_start_that_does_not_finish_in_time_raises_dead_letter_unavailab
 class SmallBroker(FakeProducer):
     """A broker whose message.max.bytes is below BCS_DLQ_MAX_RECORD_BYTES."""
 
-    async def send_and_wait(self, topic: str, value: bytes) -> None:
+    async def send_and_wait(
+        self, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         if len(value) > 20_000:
             raise MessageSizeTooLargeError()
         self.sent.append((topic, value))

@@ -1,6 +1,7 @@
 """Selecting and planning dead-letter replays: pure, no broker."""
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 from hypothesis import assume, given
@@ -14,7 +15,7 @@ from batch_conductor_service.dead_letter.reader import (
     parse_entry,
     select,
 )
-from batch_conductor_service.dead_letter.replay import plan_replay
+from batch_conductor_service.dead_letter.replay import plan_replay, replay_headers
 from common_core.events import DeadLetterRecord
 
 TOPIC = "huleedu.essay.spellcheck.completed.v1"
@@ -136,3 +137,41 @@ def test_a_payload_that_does_not_match_its_sha256_is_listed_so_and_not_replayed(
     assert entry_as_line(entry).endswith(
         "Expecting value: line 1 [payload does not match its sha256: not replayable]"
     )
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def traced_entry(trace_context: dict[str, str] | None) -> DeadLetterEntry:
+    record = DeadLetterRecord.model_validate_json(record_bytes(b"x")).model_copy(
+        update={"trace_context": trace_context}
+    )
+    return parse_entry(0, 9, 0, record.model_dump_json().encode())
+
+
+def test_a_replayed_message_carries_its_records_trace_context_as_headers() -> None:
+    (item,) = plan_replay([traced_entry({"traceparent": TRACEPARENT, "tracestate": "a=1"})], TOPIC)
+    assert replay_headers(TOPIC, item) == [
+        ("bcs-replay-of", f"{TOPIC}.DLQ/0/9".encode()),
+        ("traceparent", TRACEPARENT.encode()),
+        ("tracestate", b"a=1"),
+    ]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["traceparent", "tracestate", "other"]), st.text(max_size=300), max_size=3
+    )
+)
+def test_a_record_whose_trace_context_is_not_valid_w3c_replays_without_it(
+    trace_context: dict[str, str],
+) -> None:
+    assume(trace_context.get("traceparent") != TRACEPARENT)
+    (item,) = plan_replay([traced_entry(trace_context or None)], TOPIC)
+    headers = replay_headers(TOPIC, item)
+    assert headers[0][0] == "bcs-replay-of"
+    names = [name for name, _ in headers[1:]]
+    assert names in ([], ["traceparent"], ["traceparent", "tracestate"])
+    for name, value in headers[1:2]:
+        # Only what the W3C propagator writes back goes out, never the record's text as is.
+        assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", value), (name, value)

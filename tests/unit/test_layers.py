@@ -158,6 +158,4 @@ CONTRACT_IMPORTS = frozenset({"common_core", "pydantic", "pydantic_core", "typin
 def test_common_core_holds_contracts_only(path: Path) -> None:
     for module in imported_modules(path):
         top = module.split(".")[0]
-        assert top in CONTRACT_IMPORTS or top in sys.stdlib_module_names, (
-            f"{path} imports {module}"
-        )
+        assert top in CONTRACT_IMPORTS or top in sys.stdlib_module_names, f"{path} imports {module}"

@@ -21,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from batch_conductor_service.consumer.health import ConsumerPhase
 from batch_conductor_service.metrics import BcsMetrics
+from batch_conductor_service.wiring.settings import Settings
+from batch_conductor_service.wiring.tracing import tracing_config
 from common_core.events import DeadLetterReason
 from huleedu_service_libs.http_metrics import KNOWN_METHODS, UNMATCHED_ENDPOINT
 from tests.unit.conftest import unit_settings
@@ -68,6 +70,8 @@ def exercised_metrics() -> CollectorRegistry:
     metrics.state_rebuilds.inc()
     metrics.unplaced_results.labels("parked").inc()
     metrics.internal_auth_failures.labels("missing").inc()
+    metrics.trace_spans_exported.inc()
+    metrics.trace_spans_dropped.labels("queue_full").inc()
     metrics.track_consumer(lambda: ("dead", 12.5), ["running", "dead"])
     return registry
 
@@ -125,6 +129,7 @@ LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         {"parked", "placed_on_arrival", "placed_by_roster", "expired", "refused", "failed"}
     ),
     ("bcs_internal_auth_failures", "reason"): frozenset({"missing", "invalid"}),
+    ("bcs_trace_spans_dropped", "reason"): frozenset({"queue_full", "export_failed"}),
     ("bcs_consumer_state", "state"): frozenset(p.value for p in ConsumerPhase),
     ("http_requests", "method"): HTTP_METHODS,
     ("http_request_duration_seconds", "method"): HTTP_METHODS,
@@ -476,18 +481,38 @@ def volume_mounts(service: str) -> dict[str, str]:
     return dict(volume.split(":")[:2] for volume in volumes)
 
 
-def test_compose_includes_prometheus_and_grafana_behind_the_observability_profile() -> None:
+def test_compose_includes_prometheus_grafana_and_jaeger_behind_the_observability_profile() -> None:
     main = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     assert "deploy/observability.compose.yml" in main["include"]
     services = observability_compose()["services"]
-    assert set(services) == {"prometheus", "grafana"}
+    assert set(services) == {"prometheus", "grafana", "jaeger"}
     for name, service in services.items():
         assert service["profiles"] == ["observability"], name
         assert service["restart"] == "unless-stopped", name
         assert "test" in service["healthcheck"], name
-        for volume in service["volumes"]:
+        # Pinned: a release, never a moving tag.
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", service["image"]), name
+        for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_jaeger_receives_the_services_traces_over_otlp() -> None:
+    jaeger = observability_compose()["services"]["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    published = {port.split(":")[0] for port in jaeger["ports"]}
+    assert {"16686", "4317", "4318"} <= published
+    main = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    env = main["services"]["batch_conductor_service"]["environment"]
+    # OTLP/HTTP on Jaeger's 4318, by its service name on the compose network.
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    # As the service reads the stack's environment: tracing on, to that endpoint.
+    ours = {k.removeprefix("BCS_"): v for k, v in env.items() if k.startswith("BCS_")}
+    settings = Settings(**ours)
+    config = tracing_config(settings, env)
+    assert config is not None
+    assert config.protocol == "http/protobuf"
 
 
 def test_prometheus_scrapes_the_compose_service_and_loads_the_rules() -> None:

@@ -38,6 +38,9 @@ class DeadLetterRecord(ContractModel):
     original_payload_truncated: bool = False
     original_payload_length: int | None = None
     original_payload_sha256: str | None = None
+    # The W3C trace context (`traceparent`, `tracestate`) of the failed message's processing,
+    # so that its replay continues the same trace.
+    trace_context: dict[str, str] | None = None
 
     @staticmethod
     def encode_payload(raw: bytes) -> tuple[str, Literal["utf-8", "base64"]]:

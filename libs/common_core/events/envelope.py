@@ -2,7 +2,8 @@
 
 Both generations of the platform fit it: the seed era's `correlation_id` may be null, the
 current one's is always a UUID (either way it arrives as a string, or not at all), and only
-the current one adds a `metadata` object (trace keys, a partition key), which BCS ignores.
+the current one adds a `metadata` object (trace keys, a partition key), of which BCS reads
+only the W3C trace context (huleedu_service_libs.trace_context).
 """
 
 import re

@@ -75,6 +75,26 @@ def openapi_document() -> dict[str, Any]:
             "schema": {"type": "string"},
         }
     }
+    trace_header = {
+        "X-Trace-Id": {
+            "description": "With tracing on (docs/tracing.md): the request's trace id, 32 hex "
+            "digits (the caller's when it sent a valid traceparent). Absent with tracing off.",
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        }
+    }
+    trace_parameters = [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": description,
+            "schema": {"type": "string"},
+        }
+        for name, description in (
+            ("traceparent", "W3C trace context to continue; one that is not valid is ignored."),
+            ("tracestate", "W3C vendor trace state, kept with a valid traceparent."),
+        )
+    ]
     return {
         "openapi": "3.0.3",
         "info": {
@@ -94,7 +114,8 @@ def openapi_document() -> dict[str, Any]:
                             "in": "header",
                             "required": False,
                             "schema": {"type": "string"},
-                        }
+                        },
+                        *trace_parameters,
                     ],
                     "requestBody": {
                         "required": True,
@@ -107,18 +128,29 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             **_json_body("PipelineDefineResponse", "The steps still to run."),
-                            "headers": correlation_header,
+                            "headers": {**correlation_header, **trace_header},
                         },
-                        "400": _error("Not JSON, not an object, invalid fields, or unknown name."),
-                        "413": _error("Body larger than BCS_MAX_REQUEST_BYTES."),
-                        "500": _error("A bug; never carries a stack trace."),
+                        "400": {
+                            **_error("Not JSON, not an object, invalid fields, or unknown name."),
+                            "headers": {**correlation_header, **trace_header},
+                        },
+                        "413": {
+                            **_error("Body larger than BCS_MAX_REQUEST_BYTES."),
+                            "headers": {**correlation_header, **trace_header},
+                        },
+                        "500": {
+                            **_error("A bug; never carries a stack trace."),
+                            "headers": {**correlation_header, **trace_header},
+                        },
                         "503": {
                             **_error("Batch state cannot be read now."),
                             "headers": {
                                 "Retry-After": {
                                     "description": "Seconds to wait before retrying.",
                                     "schema": {"type": "integer"},
-                                }
+                                },
+                                **correlation_header,
+                                **trace_header,
                             },
                         },
                     },

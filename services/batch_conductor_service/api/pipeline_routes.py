@@ -8,6 +8,7 @@ from batch_conductor_service.api.models import PipelineDefineRequest, define_res
 from batch_conductor_service.api.request_body import parse_json_body
 from batch_conductor_service.api.request_log import note
 from batch_conductor_service.api.responses import error_response, json_response
+from batch_conductor_service.api.tracing import request_trace_context
 from batch_conductor_service.dead_letter.resolution_sender import FailedResolutionDeadLetters
 from batch_conductor_service.domain.preconditions import PreconditionFailedError
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
@@ -36,7 +37,7 @@ async def define_pipeline(
     except Exception as exc:
         # A bug: the request goes to the dead-letter topic for replay (in the background, at a
         # bounded rate); the app's handler logs it and answers 500.
-        dead_letters.submit(raw, clip_error(exc), adopt_correlation_id())
+        dead_letters.submit(raw, clip_error(exc), adopt_correlation_id(), request_trace_context())
         raise
 
 

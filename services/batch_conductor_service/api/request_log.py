@@ -25,10 +25,16 @@ def note(**fields: Any) -> None:
         noted.update(fields)
 
 
+def noted() -> dict[str, Any]:
+    """What the route added to this request's line so far."""
+    fields: dict[str, Any] = g.get("request_log_fields") or {}
+    return fields
+
+
 def log_request(response: Response, seconds: float | None) -> None:
     rule = request.url_rule
     route = rule.rule if rule is not None else UNMATCHED_ENDPOINT
-    extra: dict[str, Any] = g.get("request_log_fields") or {}
+    extra = noted()
     if rule is None:
         extra = {**extra, "path": clip(request.path, 300)}
     logger.info(

@@ -134,6 +134,8 @@ def serve_or_exit(settings: Settings, listener: socket.socket) -> None:
     except StartupError as exc:
         # Names the setting and the cause; a traceback would say nothing more.
         fail(str(exc), EXIT_FAILED)
+    except SettingsError as exc:  # an OTEL_* value tracing cannot use (wiring/tracing.py)
+        fail(str(exc), EXIT_BAD_SETTING)
     except Exception as exc:
         logger.critical("startup_failed", error=str(exc), exc_info=True)
         fail(f"start-up failed: {exc}", EXIT_FAILED)

@@ -10,14 +10,21 @@ one bad message never stalls a partition.
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry.trace import Tracer
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_fixed
 
+from batch_conductor_service.consumer.tracing import (
+    UNTRACED,
+    EventTracing,
+    FetchSpans,
+    message_trace,
+)
 from batch_conductor_service.consumer.translation import (
     Event,
     UnprocessableEventError,
@@ -34,6 +41,7 @@ from batch_conductor_service.protocols import (
 from common_core.events import DeadLetterReason
 from huleedu_service_libs.log_bounds import clip, clip_error, clip_id
 from huleedu_service_libs.logging_utils import bound_context, get_logger
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier, normalised
 
 logger = get_logger(__name__)
 
@@ -75,6 +83,8 @@ class Dead:
     reason: DeadLetterReason
     error: str
     correlation_id: str | None = None
+    # The trace context its envelope carried, when it was read that far.
+    trace: TraceCarrier = field(default_factory=lambda: NO_TRACE)
 
 
 class EventPipeline:
@@ -90,6 +100,7 @@ class EventPipeline:
         max_clock_skew_seconds: float = 3600.0,
         poll_timeout_ms: int = 500,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracer: Tracer | None = None,
     ) -> None:
         self._repository = repository
         self._placement = placement
@@ -100,6 +111,7 @@ class EventPipeline:
         self._max_skew = timedelta(seconds=max_clock_skew_seconds)
         self._poll_timeout_ms = poll_timeout_ms
         self._clock = clock
+        self._tracing = EventTracing(tracer)
 
     async def consume_once(self, consumer: AIOKafkaConsumer) -> int:
         """One fetch, stored and committed; returns how many messages it held. Raises an
@@ -150,20 +162,46 @@ class EventPipeline:
         foresaw (the loop then handles the fetch message by message)."""
         started = self._clock()
         events, dead = self._translate(records, started)
-        items, unplaceable = await self._place(events)
-        stored, failed = await self._store(items)
-        # A parked result leaves the lot once placed: each is placed once (docs/design.md).
-        placed = {i.parked for i, _ in stored if i.parked is not None}
-        await self._placement.unpark(list(placed - {i.parked for i, _ in failed}))
+        spans = self._tracing.start(records, events, dead) if self._tracing.enabled else UNTRACED
+        outcome_of: dict[int, str] = {}
+        failure: BaseException | None = None
+        try:
+            with spans.storing(len(records)):
+                items, unplaceable = await self._place(events)
+                stored, failed = await self._store(items)
+                # A parked result leaves the lot once placed: each is placed once (design.md).
+                placed = {i.parked for i, _ in stored if i.parked is not None}
+                await self._placement.unpark(list(placed - {i.parked for i, _ in failed}))
+                dead_lettered = [*dead, *unplaceable, *self._poison(failed, events)]
+                for item in dead_lettered:
+                    with spans.of(item.record):
+                        await self._dead_letter(item, spans)
+                outcome_of = self._report(
+                    records, events, stored, started, {id(d.record) for d in dead_lettered}
+                )
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            spans.end(outcome_of, failure)
+
+    @staticmethod
+    def _poison(
+        failed: Sequence[tuple[Item, str]], events: Sequence[tuple[Record, Event]]
+    ) -> list[Dead]:
+        """A message is dead-lettered once, however many of its changes failed."""
+        if not failed:
+            return []
+        trace_of = {id(record): event.trace for record, event in events}
         reason = DeadLetterReason.PROCESSING_FAILED
-        # A message is dead-lettered once, however many of its changes failed.
         poison = {
-            id(i.record): Dead(i.record, reason, e, i.correlation_id) for i, e in failed if i.record
+            id(i.record): Dead(
+                i.record, reason, e, i.correlation_id, trace_of.get(id(i.record), NO_TRACE)
+            )
+            for i, e in failed
+            if i.record is not None
         }
-        dead_lettered = [*dead, *unplaceable, *poison.values()]
-        for item in dead_lettered:
-            await self._dead_letter(item)
-        self._report(records, events, stored, started, {id(d.record) for d in dead_lettered})
+        return list(poison.values())
 
     def _translate(
         self, records: Sequence[Record], received_at: datetime
@@ -176,7 +214,7 @@ class EventPipeline:
                     (record, translate(record.topic, record.value, received_at, self._max_skew))
                 )
             except UnprocessableEventError as exc:
-                dead.append(Dead(record, exc.reason, exc.detail, exc.correlation_id))
+                dead.append(Dead(record, exc.reason, exc.detail, exc.correlation_id, exc.trace))
             except Exception as exc:
                 # Translation is pure: an error nobody foresaw would recur on every try.
                 reason = DeadLetterReason.PROCESSING_FAILED
@@ -218,7 +256,8 @@ class EventPipeline:
                     self._metrics.unplaced_results.labels("refused").inc()
                     error = "no roster names its essay yet and the parking lot is full"
                     reason = DeadLetterReason.UNPLACEABLE_EVENT
-                    unplaceable.append(Dead(record, reason, error, event.correlation_id))
+                    dead = Dead(record, reason, error, event.correlation_id, event.trace)
+                    unplaceable.append(dead)
                     continue
                 placed_in = sorted(batches.get(result.essay_id, ()))
                 outcome = "placed_on_arrival" if placed_in else "parked"
@@ -275,8 +314,12 @@ class EventPipeline:
             stored.append((item, results[0]))
         return stored, failed
 
-    async def _dead_letter(self, dead: Dead) -> None:
+    async def _dead_letter(self, dead: Dead, spans: FetchSpans = UNTRACED) -> None:
+        """The record keeps the message's own trace context, or when it carried none (or none
+        valid), that of the span that processed it: a replay continues the same trace."""
         record = dead.record
+        own = normalised(message_trace(record, dead.trace))
+        spans.dead_lettered(record, dead.reason.value, dead.error)
         appended = await self._dead_letters.send(
             original_topic=record.topic,
             payload=record.value or b"",
@@ -286,6 +329,7 @@ class EventPipeline:
             offset=record.offset,
             correlation_id=dead.correlation_id,
             headers=record.headers,
+            trace_context=own or spans.trace_of(record),
         )
         if not appended:  # replayed from a record that still stands for it
             self._metrics.events_processed.labels(record.topic, "replay_failed").inc()
@@ -317,7 +361,8 @@ class EventPipeline:
         stored: Sequence[tuple[Item, ApplyResult]],
         started: datetime,
         dead_lettered: set[int],
-    ) -> None:
+    ) -> dict[int, str]:
+        """Counts and logs what became of each message; returns it, by id() of the record."""
         # Per message: applied if any change it made was new; a result not yet placed is parked;
         # a dead-lettered one is that alone (_dead_letter counted it), whatever else it did.
         outcome_of: dict[int, str] = dict.fromkeys(dead_lettered, "dead_lettered")
@@ -352,6 +397,7 @@ class EventPipeline:
             correlation_ids=_some(e.correlation_id for _, e in events),
             event_ids=_some(e.event_id for _, e in events),
         )
+        return outcome_of
 
     def _count(self, records: Sequence[Record], outcome: str) -> None:
         for record in records:

@@ -9,7 +9,7 @@ The contracts themselves (envelope, payload models, topics) are the platform's, 
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +43,7 @@ from common_core.events import (
 )
 from common_core.topics import CurrentTopic, Topic
 from common_core.validation_errors import describe_problems, field_problems
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier, carrier_from_metadata
 
 # The steps events name themselves rather than in their payload: pipelines.yaml must define
 # them, which start-up checks (a phase outcome names its step in its payload).
@@ -57,11 +58,19 @@ STEPS_REPORTED_BY_EVENTS: dict[str, str] = {
 class UnprocessableEventError(ValueError):
     """The message itself is wrong: retrying cannot help, it belongs in the dead-letter topic."""
 
-    def __init__(self, reason: DeadLetterReason, detail: str, correlation_id: str | None = None):
+    def __init__(
+        self,
+        reason: DeadLetterReason,
+        detail: str,
+        correlation_id: str | None = None,
+        trace: TraceCarrier = NO_TRACE,
+    ):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
         self.correlation_id = correlation_id
+        # The trace context the envelope's metadata carried, when it could be read that far.
+        self.trace = trace
 
 
 Said = BatchChange | ParkedResult | None
@@ -75,6 +84,13 @@ class Event:
     event_id: str
     correlation_id: str | None
     said: Said
+    # The W3C trace context in the envelope's metadata (the platform's convention), if any.
+    trace: TraceCarrier = field(default_factory=lambda: NO_TRACE)
+
+    @property
+    def batch_id(self) -> str | None:
+        """The batch the event names (an essay result may name none)."""
+        return self.said.batch_id if isinstance(self.said, BatchChange) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +362,11 @@ def translate(topic: str, value: bytes | None, received_at: datetime, max_skew: 
             DeadLetterReason.SCHEMA_VALIDATION_FAILED,
             describe_problems(exc, limit=10),
             correlation_id if isinstance(correlation_id, str) else None,
+            carrier_from_metadata(document.get("metadata"))
+            if isinstance(document, dict)
+            else NO_TRACE,
         ) from None
+    trace = carrier_from_metadata(envelope.metadata)
     stamped_at = envelope.event_timestamp
     if stamped_at > received_at + max_skew:
         # A later outcome wins: no producer's clock is this far ahead of ours.
@@ -355,10 +375,15 @@ def translate(topic: str, value: bytes | None, received_at: datetime, max_skew: 
             f"event_timestamp {stamped_at.isoformat()} is more than "
             f"{max_skew.total_seconds():g}s after this service's clock ({received_at.isoformat()})",
             envelope.correlation_id,
+            trace,
         )
     env = _Envelope(envelope.event_id, stamped_at, min(stamped_at, received_at))
-    said = _read_payload(formats, envelope.data, env, envelope.correlation_id)
-    return Event(envelope.event_id, envelope.correlation_id, said)
+    try:
+        said = _read_payload(formats, envelope.data, env, envelope.correlation_id)
+    except UnprocessableEventError as exc:
+        exc.trace = trace
+        raise
+    return Event(envelope.event_id, envelope.correlation_id, said, trace)
 
 
 def _read_payload(

@@ -13,6 +13,7 @@ import orjson
 
 from common_core.events import DeadLetterRecord
 from huleedu_service_libs.log_bounds import clip
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier
 
 # Room for the record's own fields when the payload is cut (topic, reason, timestamps...).
 _MAX_ERROR_CHARS = 2000
@@ -31,6 +32,7 @@ def bounded_record(
     offset: int | None,
     correlation_id: str | None,
     max_bytes: int,
+    trace_context: TraceCarrier = NO_TRACE,
 ) -> bytes:
     """The record as JSON bytes, at most `max_bytes` long (which must leave room for the
     record's fields, a few KiB)."""
@@ -48,6 +50,8 @@ def bounded_record(
         correlation_id=None if correlation_id is None else clip(correlation_id, _MAX_NAME_CHARS),
         original_payload_length=len(payload),
         original_payload_sha256=hashlib.sha256(payload).hexdigest(),
+        # Bounded by the carrier's own limits (huleedu_service_libs.trace_context).
+        trace_context=dict(trace_context) or None,
     )
     whole = _dump(record.model_copy(update={"original_payload": text}))
     if len(whole) <= max_bytes:

@@ -13,6 +13,7 @@ from batch_conductor_service.errors import DeadLetterUnavailableError
 from common_core.topics import dlq_topic
 from huleedu_service_libs.log_bounds import clip
 from huleedu_service_libs.logging_utils import get_logger
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier, as_headers
 
 logger = get_logger(__name__)
 
@@ -49,10 +50,12 @@ class KafkaDlqProducer:
         offset: int | None = None,
         correlation_id: str | None = None,
         headers: Sequence[tuple[str, bytes | None]] | None = None,
+        trace_context: TraceCarrier = NO_TRACE,
     ) -> bool:
         """Whether a record was appended. `headers`: the failed message's own, which say
         whether it was replayed from a dead-letter record; then that record stands for it, and
-        none is appended."""
+        none is appended. `trace_context`: the failed message's processing, kept in the record
+        and sent as the record's own headers too."""
         origin = replayed_from(headers, original_topic)
         if origin is not None:
             self._replay_failed(original_topic, origin, reason, error, partition, offset)
@@ -71,13 +74,15 @@ class KafkaDlqProducer:
                 offset=offset,
                 correlation_id=correlation_id,
                 max_bytes=max_bytes,
+                trace_context=trace_context,
             )
 
+        topic, record_headers = dlq_topic(original_topic), as_headers(trace_context)
         try:
             try:
-                await self._send(dlq_topic(original_topic), record(self._max_bytes))
+                await self._send(topic, record(self._max_bytes), record_headers)
             except MessageSizeTooLargeError:
-                await self._send(dlq_topic(original_topic), record(_SMALL_RECORD_BYTES))
+                await self._send(topic, record(_SMALL_RECORD_BYTES), record_headers)
         except (KafkaError, TimeoutError) as exc:
             raise DeadLetterUnavailableError(f"dead-letter send failed: {exc!r}") from exc
         return True
@@ -101,9 +106,11 @@ class KafkaDlqProducer:
             offset=offset,
         )
 
-    async def _send(self, topic: str, value: bytes) -> None:
+    async def _send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         producer = await self._started()
-        await asyncio.wait_for(producer.send_and_wait(topic, value), self._timeout)
+        await asyncio.wait_for(
+            producer.send_and_wait(topic, value, headers=headers or None), self._timeout
+        )
 
     async def close(self) -> None:
         async with self._lock:

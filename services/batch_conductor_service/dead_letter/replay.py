@@ -11,6 +11,7 @@ from batch_conductor_service.dead_letter.reader import DeadLetterEntry
 from batch_conductor_service.dead_letter.replay_origin import replay_header
 from common_core.events import DeadLetterRecord
 from common_core.topics import dlq_topic
+from huleedu_service_libs.trace_context import NO_TRACE, as_headers, normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +75,19 @@ def _truncated(record: DeadLetterRecord) -> str:
     )
 
 
+def replay_headers(topic: str, item: ReplayItem) -> list[tuple[str, bytes]]:
+    """The headers a replayed message carries: the record it came from (so that one failing
+    again is not dead-lettered twice), and the record's trace context, so that the replay
+    continues the failed message's trace (a context that is not valid W3C is left out)."""
+    origin = replay_header(dlq_topic(topic), item.entry.partition, item.entry.offset)
+    record = item.entry.record
+    carrier = normalised(record.trace_context or NO_TRACE) if record is not None else NO_TRACE
+    return [origin, *as_headers(carrier)]
+
+
 async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]) -> int:
-    """Publishes the replayable items in DLQ order, each naming the record it came from (so
-    that one failing again is not dead-lettered twice); returns how many were sent."""
+    """Publishes the replayable items in DLQ order, each with its replay_headers; returns how
+    many were sent."""
     sendable = [item for item in items if item.payload is not None]
     if not sendable:
         return 0
@@ -84,8 +95,7 @@ async def replay(bootstrap_servers: str, topic: str, items: Sequence[ReplayItem]
     try:
         await producer.start()
         for item in sendable:
-            origin = replay_header(dlq_topic(topic), item.entry.partition, item.entry.offset)
-            await producer.send_and_wait(topic, item.payload, headers=[origin])
+            await producer.send_and_wait(topic, item.payload, headers=replay_headers(topic, item))
     finally:
         await producer.stop()
     return len(sendable)

@@ -15,6 +15,7 @@ from batch_conductor_service.protocols import DlqProducerProtocol
 from common_core.events import DeadLetterReason
 from common_core.topics import Topic
 from huleedu_service_libs.logging_utils import get_logger
+from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier
 
 logger = get_logger(__name__)
 
@@ -41,12 +42,18 @@ class FailedResolutionDeadLetters:
         self._refilled_at = clock()
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def submit(self, body: bytes, error: str, correlation_id: str | None) -> bool:
+    def submit(
+        self,
+        body: bytes,
+        error: str,
+        correlation_id: str | None,
+        trace_context: TraceCarrier = NO_TRACE,
+    ) -> bool:
         """Starts sending one record unless the rate is used up; never waits."""
         if not self._take_token():
             self._metrics.resolution_dead_letters_dropped.inc()
             return False
-        task = asyncio.create_task(self._send(body, error, correlation_id))
+        task = asyncio.create_task(self._send(body, error, correlation_id, trace_context))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return True
@@ -66,7 +73,9 @@ class FailedResolutionDeadLetters:
         self._tokens -= 1.0
         return True
 
-    async def _send(self, body: bytes, error: str, correlation_id: str | None) -> None:
+    async def _send(
+        self, body: bytes, error: str, correlation_id: str | None, trace_context: TraceCarrier
+    ) -> None:
         try:
             await asyncio.wait_for(
                 self._dead_letters.send(
@@ -75,6 +84,7 @@ class FailedResolutionDeadLetters:
                     reason=DeadLetterReason.RESOLUTION_FAILED.value,
                     error=error,
                     correlation_id=correlation_id,
+                    trace_context=trace_context,
                 ),
                 self._timeout,
             )

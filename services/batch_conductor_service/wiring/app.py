@@ -27,6 +27,12 @@ from batch_conductor_service.wiring.startup import (
     setup_lifecycle,
     setup_request_context,
 )
+from batch_conductor_service.wiring.tracing import (
+    Tracing,
+    instrument_app,
+    stop_tracing_after_serving,
+    tracing_provider,
+)
 
 
 def create_app(
@@ -35,11 +41,15 @@ def create_app(
     graph: StepGraph | None = None,
     registry: CollectorRegistry | None = None,
     providers: Sequence[Provider] = (),
+    tracing: Tracing | None = None,
 ) -> Quart:
     """Raises PipelineConfigError when the pipelines file cannot be ordered, or lacks a step
-    that the consumed events report."""
+    that the consumed events report; TracingSettingError for an OTEL_* value it cannot use.
+    `tracing`: by default as the environment says (wiring/tracing.py)."""
     graph = graph if graph is not None else _load_graph(settings)
     metrics = BcsMetrics(registry if registry is not None else CollectorRegistry())
+    if tracing is None:
+        tracing = Tracing.from_environment(settings)
     app = Quart("batch_conductor_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES
     app.config["BODY_TIMEOUT"] = settings.REQUEST_BODY_TIMEOUT_SECONDS
@@ -50,12 +60,16 @@ def create_app(
     app.register_blueprint(openapi_bp)
     app.register_blueprint(docs_bp)
     metrics.export_known_series(steps=graph.order, topics=CONSUMED_TOPICS, routes=_routes(app))
+    # First: its after_request hook then runs last, once the response is complete.
+    instrument_app(app, tracing, metrics)
     setup_request_context(app, metrics.http)
     if settings.INTERNAL_API_KEY is not None:
         # After the request context is set up: its log context is cleared first.
         require_internal_api_key(app, settings.INTERNAL_API_KEY.get_secret_value(), metrics)
     setup_error_mapping(app)
-    setup_lifecycle(app, build_container(settings, graph, metrics, providers))
+    container = build_container(settings, graph, metrics, [tracing_provider(tracing), *providers])
+    setup_lifecycle(app, container)
+    stop_tracing_after_serving(app, tracing)
     return app
 
 

@@ -31,6 +31,7 @@ from batch_conductor_service.resolution_service import (
 )
 from batch_conductor_service.wiring.settings import Settings
 from batch_conductor_service.wiring.store_providers import store_providers
+from batch_conductor_service.wiring.tracing import Tracing
 
 
 class CoreProvider(Provider):
@@ -105,6 +106,7 @@ class ConsumerProvider(Provider):
         placement: EssayPlacementProtocol,
         dead_letters: DlqProducerProtocol,
         metrics: BcsMetrics,
+        tracing: Tracing,
     ) -> EventPipeline:
         return EventPipeline(
             repository,
@@ -114,6 +116,7 @@ class ConsumerProvider(Provider):
             max_records=settings.KAFKA_MAX_POLL_RECORDS,
             max_attempts=settings.POISON_MAX_ATTEMPTS,
             max_clock_skew_seconds=settings.MAX_CLOCK_SKEW_SECONDS,
+            tracer=tracing.tracer,
         )
 
     @provide

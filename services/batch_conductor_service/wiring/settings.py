@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # for one. The platform-wide HULEEDU_INTERNAL_API_KEY is not read: BOS sends BCS no key.
     INTERNAL_API_KEY: SecretStr | None = None
 
+    # Traces go over OTLP when this is true and OTEL_EXPORTER_OTLP_ENDPOINT is set
+    # (docs/tracing.md); false turns them off whatever the OTEL_* variables say.
+    TRACING_ENABLED: bool = True
+
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from batch_conductor_service.api.correlation import CORRELATION_HEADER, adopt_correlation_id
 from batch_conductor_service.api.request_log import log_request
 from batch_conductor_service.api.responses import error_response, internal_error_response
+from batch_conductor_service.api.tracing import record_unhandled_error
 from batch_conductor_service.consumer.loop import EventConsumer
 from batch_conductor_service.domain.resolution_rules import UnknownPipelineError
 from batch_conductor_service.domain.step_graph import StepGraph
@@ -171,5 +172,6 @@ def setup_error_mapping(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def _bug(exc: Exception) -> Response:
         adopt_correlation_id()
+        record_unhandled_error(exc)
         logger.exception("unhandled_error", path=clip(request.path, 300))
         return internal_error_response()

@@ -34,6 +34,21 @@ def test_invalid_setting_stops_start_up_with_one_line_naming_it(variable: str, v
     assert lines[0].startswith(f"bcs: invalid setting {variable}=")
 
 
+def test_an_otlp_protocol_tracing_cannot_use_stops_start_up_with_one_line_naming_it() -> None:
+    result = run_bcs(
+        {
+            "BCS_HTTP_PORT": "0",
+            "BCS_KAFKA_CONSUMER_ENABLED": "false",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        }
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("bcs: invalid setting OTEL_EXPORTER_OTLP_PROTOCOL='http/json'")
+
+
 def test_unorderable_pipelines_file_stops_start_up(tmp_path: Path) -> None:
     bad = tmp_path / "pipelines.yaml"
     bad.write_text(
