@@ -18,6 +18,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from batch_conductor_service.dev.embedded_broker import free_port
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchChange,
@@ -30,6 +31,8 @@ from batch_conductor_service.protocols import BatchStateRepositoryProtocol
 from batch_conductor_service.stores.durable import DurableBatchStateRepository
 from batch_conductor_service.stores.guard import CircuitState
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
+from batch_conductor_service.stores.redis.connection import make_redis_client
+from batch_conductor_service.stores.redis.store import RedisBatchStateRepository
 from common_core.enums import BatchPhaseStatus
 from tests.integration.stores.builders import essays, outcome, roster, view
 from tests.integration.stores.conftest import (
@@ -255,3 +258,90 @@ async def test_sixty_four_readers_of_a_large_batch_never_fail_another_batchs_rea
         assert {a.counts_for("spellcheck").roster_succeeded for a in answers[:64]} == {10_000}
         assert {a.counts_for("spellcheck").roster_succeeded for a in answers[64:]} == {1}
     assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="read") == 0
+
+
+async def seed_small_batches(repository: RedisBatchStateRepository, count: int) -> list[str]:
+    """Batches of one essay each, batch i with i + 1 essays done, so no two answers agree."""
+    batches = [f"batch-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    changes = []
+    for index, batch in enumerate(batches):
+        ids = [f"e{i}" for i in range(index + 1)]
+        changes += [roster(batch, RosterSource.READY, *ids), essays(batch, "nlp", OK, *ids)]
+    await repository.apply(changes)
+    return batches
+
+
+async def test_reads_in_flight_together_share_one_round_trip_and_keep_their_own_answers(
+    metrics: BcsMetrics, key_prefix: str
+) -> None:
+    async with counting_redis() as counted:
+        repository = make_redis_repository(counted, metrics, key_prefix)
+        batches = await seed_small_batches(repository, 20)
+        alone = [view(await repository.counts(batch)) for batch in batches]
+        CountingConnection.sends = 0
+        together = await asyncio.gather(*(repository.counts(batch) for batch in batches))
+        assert CountingConnection.sends == 1
+    assert [view(counts) for counts in together] == alone
+    assert [c.counts_for("nlp").roster_succeeded for c in together] == list(range(1, 21))
+
+
+async def test_shared_reads_load_the_script_again_after_redis_forgot_it(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    batches = await seed_small_batches(repository, 5)
+    await repository.counts(batches[0])
+    await redis_client.script_flush()  # as a restarted or failed-over server
+    together = await asyncio.gather(*(repository.counts(batch) for batch in batches))
+    assert [c.counts_for("nlp").roster_succeeded for c in together] == [1, 2, 3, 4, 5]
+
+
+async def test_one_read_that_fails_in_a_shared_round_trip_fails_alone(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    good = await seed_small_batches(repository, 3)
+    broken = f"batch-{uuid.uuid4().hex[:8]}"
+    await redis_client.set(repository.keys(broken).facts, "not a hash")
+    answers = await asyncio.gather(
+        *(repository.counts(batch) for batch in good),
+        repository.counts(broken),
+        return_exceptions=True,
+    )
+    assert [a.counts_for("nlp").roster_succeeded for a in answers[:3]] == [1, 2, 3]
+    assert isinstance(answers[3], RedisError)
+    assert "WRONGTYPE" in str(answers[3])
+
+
+async def test_a_reader_that_gives_up_leaves_the_others_their_answers(
+    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+) -> None:
+    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    batches = await seed_small_batches(repository, 3)
+    readers = [asyncio.ensure_future(repository.counts(batch)) for batch in batches]
+    await asyncio.sleep(0)  # every reader has joined the round trip, which has not been sent
+    readers[1].cancel()
+    first, _, last = await asyncio.gather(*readers, return_exceptions=True)
+    assert readers[1].cancelled()
+    assert first.counts_for("nlp").roster_succeeded == 1
+    assert last.counts_for("nlp").roster_succeeded == 3
+
+
+async def test_reads_sharing_a_round_trip_to_a_redis_that_is_down_each_answer_unavailable(
+    metrics: BcsMetrics, key_prefix: str
+) -> None:
+    client = make_redis_client(
+        f"redis://127.0.0.1:{free_port()}/0",
+        cluster=False,
+        max_connections=4,
+        timeout_seconds=0.5,
+    )
+    repository = make_redis_repository(client, metrics, key_prefix)
+    try:
+        answers = await asyncio.gather(
+            *(repository.counts(f"b{i}") for i in range(3)), return_exceptions=True
+        )
+    finally:
+        await client.aclose()
+    assert all(isinstance(a, StateStoreUnavailableError) for a in answers), answers
+    assert counter(metrics, "bcs_repository_errors_total", store="redis", operation="read") == 3

@@ -1,6 +1,7 @@
 """The Redis repository against a real three-master Redis Cluster: batches on every master,
 the WATCH retry and fallback paths, one round trip per read, and outages."""
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,14 @@ async def test_batches_in_slots_of_different_masters_all_work(
         finally:
             await owner.aclose()
     assert await repository.apply(changes[:1]) == [ApplyResult.DUPLICATE]
+    # Read together, as requests in flight at once: one pipeline, split by master.
+    expected = [view(await reference.counts(batch)) for batch in placed.values()]
+    together = await asyncio.gather(*(repository.counts(batch) for batch in placed.values()))
+    assert [view(counts) for counts in together] == expected
+    # Masters that forgot the script (as after a failover) are given it again.
+    await redis_cluster_client.execute_command("SCRIPT FLUSH", target_nodes=RedisCluster.PRIMARIES)
+    again = await asyncio.gather(*(repository.counts(batch) for batch in placed.values()))
+    assert [view(counts) for counts in again] == expected
 
 
 async def test_concurrent_writers_on_one_batch_end_exact_through_watch_retries(

@@ -5,6 +5,7 @@ key of a batch shares one hash tag, so each transaction or script stays in one c
 """
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -14,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     AskError,
     ClusterError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -100,6 +102,77 @@ def make_redis_client(
         retry=Retry(NoBackoff(), 1),
     )
     return Redis.from_pool(pool)
+
+
+class SharedScriptCalls:
+    """One Lua script, called by many readers at once: the calls asked in one event-loop turn
+    go to Redis as one non-transactional redis-py pipeline of EVALSHAs, so redis-py's cost per
+    call (taking a pooled connection, its retry wrapper, its argument checks) and a round trip
+    are paid once per turn, not once per request. Each caller gets its own reply or its own
+    command's error; a pipeline that fails as a whole fails every call in it, as separate calls
+    on a failing connection would. A caller that gives up (a cancelled request) leaves the
+    others' calls unharmed."""
+
+    def __init__(self, client: RedisClient, script: str) -> None:
+        self._client = client
+        self._script = client.register_script(script)
+        self._waiting: list[tuple[Sequence[str], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
+
+    async def __call__(self, keys: Sequence[str]) -> Any:
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            # Starts on the loop's next turn, after every caller this turn woke has joined.
+            task = loop.create_task(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        reply: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((keys, reply))
+        return await reply
+
+    async def _send(self) -> None:
+        calls, self._waiting = self._waiting, []
+        try:
+            if len(calls) == 1:
+                keys, reply = calls[0]
+                replies: list[Any] = [await self._call_one(keys)]
+            else:
+                replies = await self._call_many([keys for keys, _ in calls])
+        except asyncio.CancelledError:
+            for _, reply in calls:
+                reply.cancel()
+            raise
+        except Exception as exc:
+            for _, reply in calls:
+                if not reply.done():
+                    reply.set_exception(exc)
+            return
+        for (_, reply), value in zip(calls, replies, strict=True):
+            if reply.done():
+                continue
+            if isinstance(value, Exception):
+                reply.set_exception(value)
+            else:
+                reply.set_result(value)
+
+    async def _call_one(self, keys: Sequence[str]) -> Any:
+        try:
+            return await self._script(keys=keys)
+        except Exception as exc:
+            return exc
+
+    async def _call_many(self, all_keys: list[Sequence[str]]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for keys in all_keys:
+            # Not pipe.evalsha: the cluster's pipeline refuses that method (not the command).
+            pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        # A server that lost its scripts (a restart, a failover, SCRIPT FLUSH): the script
+        # object loads it again on its own call.
+        for index, value in enumerate(replies):
+            if isinstance(value, NoScriptError):
+                replies[index] = await self._call_one(all_keys[index])
+        return replies
 
 
 SAFE_EVICTION_POLICY = "noeviction"

@@ -1,4 +1,5 @@
-"""Batch state in Redis (layout.py): read with one script call, written with WATCH/MULTI/EXEC.
+"""Batch state in Redis (layout.py): read with one script call (shared by the reads of one
+event-loop turn), written with WATCH/MULTI/EXEC.
 
 Every write takes one road: WATCH the batches' keys, read what the decision needs (one pipelined
 round trip, on any connection: a change after the WATCH aborts the EXEC whoever read it), decide
@@ -46,6 +47,7 @@ from batch_conductor_service.stores.guard import CircuitState, StoreGuard
 from batch_conductor_service.stores.redis.connection import (
     SAFE_EVICTION_POLICY,
     RedisClient,
+    SharedScriptCalls,
     read_eviction_policy,
 )
 from batch_conductor_service.stores.redis.layout import (
@@ -114,7 +116,7 @@ class RedisBatchStateRepository:
         self._health_timeout = health_timeout_seconds
         self._writes = asyncio.Semaphore(max_concurrent_writes)
         self._one_slot_per_batch = isinstance(client, RedisCluster)
-        self._count_script = client.register_script(COUNT_SCRIPT)
+        self._count = SharedScriptCalls(client, COUNT_SCRIPT)
         # Redis's maxmemory-policy; None until it could be read.
         self.eviction_policy: str | None = None
 
@@ -127,7 +129,7 @@ class RedisBatchStateRepository:
 
     async def read_counts(self, batch_id: str) -> CountReply:
         keys = self.keys(batch_id)
-        raw = await self._guard.run("read", lambda: self._count_script(keys=keys.for_count_script))
+        raw = await self._guard.run("read", lambda: self._count(keys.for_count_script))
         reply = parse_count_reply(batch_id, raw)
         if reply.lost:
             self._report_lost(keys)
