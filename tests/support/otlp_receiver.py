@@ -105,15 +105,7 @@ class _Received:
         self, accept: Callable[[list[ReceivedSpan]], bool], within_seconds: float = 30.0
     ) -> list[ReceivedSpan]:
         """wait_for, for a test whose service runs on its own event loop."""
-        deadline = time.monotonic() + within_seconds
-        while True:
-            spans = self.spans()
-            if accept(spans):
-                return spans
-            if time.monotonic() > deadline:
-                names = sorted({span.name for span in spans})
-                raise AssertionError(f"not received within {within_seconds}s; got {names}")
-            await asyncio.sleep(0.05)
+        return await asyncio.to_thread(self.wait_for, accept, within_seconds)
 
 
 class OtlpHttpReceiver(_Received):
