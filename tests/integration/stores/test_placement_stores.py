@@ -141,13 +141,17 @@ async def test_parked_results_are_returned_by_essay_each_event_once_until_unpark
 async def test_a_large_roster_is_indexed_and_read_in_one_call(
     placement: EssayPlacementProtocol,
 ) -> None:
-    # Hundreds of essays: on a cluster their keys spread over every master.
-    (batch,) = ids("batch", 1)
-    essays = ids("essay", 300)
-    await placement.index_rosters({batch: essays})
+    # More essays than one Redis script call takes, a third of them on both rosters; on a
+    # cluster their keys spread over every master.
+    first, second = ids("batch", 2)
+    essays = ids("essay", 1200)
+    await placement.index_rosters({first: essays[:800], second: essays[400:]})
     await placement.park([result(e) for e in essays[::3]])
-    assert set((await placement.batches_of(essays)).values()) == {frozenset({batch})}
-    assert len(await placement.parked_for(essays)) == 100
+    assert await placement.batches_of(essays) == {
+        essay: {first} if n < 400 else {first, second} if n < 800 else {second}
+        for n, essay in enumerate(essays)
+    }
+    assert len(await placement.parked_for(essays)) == 400
 
 
 async def test_a_full_lot_refuses_results_says_so_and_takes_them_again_once_room_is_made(

@@ -104,6 +104,9 @@ def make_redis_client(
     return Redis.from_pool(pool)
 
 
+_Call: TypeAlias = tuple[Sequence[str], Sequence[str | int]]  # a script call's keys and args
+
+
 class SharedScriptCalls:
     """One Lua script, called by many readers at once: the calls asked in one event-loop turn
     go to Redis as one non-transactional redis-py pipeline of EVALSHAs, so redis-py's cost per
@@ -116,10 +119,10 @@ class SharedScriptCalls:
     def __init__(self, client: RedisClient, script: str) -> None:
         self._client = client
         self._script = client.register_script(script)
-        self._waiting: list[tuple[Sequence[str], asyncio.Future[Any]]] = []
+        self._waiting: list[tuple[_Call, asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
 
-    async def __call__(self, keys: Sequence[str]) -> Any:
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int] = ()) -> Any:
         loop = asyncio.get_running_loop()
         if not self._waiting:
             # Starts on the loop's next turn, after every caller this turn woke has joined.
@@ -127,17 +130,16 @@ class SharedScriptCalls:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         reply: asyncio.Future[Any] = loop.create_future()
-        self._waiting.append((keys, reply))
+        self._waiting.append(((keys, args), reply))
         return await reply
 
     async def _send(self) -> None:
         calls, self._waiting = self._waiting, []
         try:
             if len(calls) == 1:
-                keys, reply = calls[0]
-                replies: list[Any] = [await self._call_one(keys)]
+                replies: list[Any] = [await self._call_one(calls[0][0])]
             else:
-                replies = await self._call_many([keys for keys, _ in calls])
+                replies = await self._call_many([call for call, _ in calls])
         except asyncio.CancelledError:
             for _, reply in calls:
                 reply.cancel()
@@ -155,23 +157,24 @@ class SharedScriptCalls:
             else:
                 reply.set_result(value)
 
-    async def _call_one(self, keys: Sequence[str]) -> Any:
+    async def _call_one(self, call: _Call) -> Any:
+        keys, args = call
         try:
-            return await self._script(keys=keys)
+            return await self._script(keys=keys, args=args)
         except Exception as exc:
             return exc
 
-    async def _call_many(self, all_keys: list[Sequence[str]]) -> list[Any]:
+    async def _call_many(self, calls: list[_Call]) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
-        for keys in all_keys:
+        for keys, args in calls:
             # Not pipe.evalsha: the cluster's pipeline refuses that method (not the command).
-            pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys)
+            pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         # A server that lost its scripts (a restart, a failover, SCRIPT FLUSH): the script
         # object loads it again on its own call.
         for index, value in enumerate(replies):
             if isinstance(value, NoScriptError):
-                replies[index] = await self._call_one(all_keys[index])
+                replies[index] = await self._call_one(calls[index])
         return replies
 
 

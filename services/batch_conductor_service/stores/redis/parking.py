@@ -7,9 +7,12 @@ expires, counts them against the cap. Nothing here is a transaction across keys:
 order of calls is what makes a racing roster and result meet (protocols.py).
 """
 
+import asyncio
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
 
 from batch_conductor_service.domain.batch_state import ParkedResult
 from batch_conductor_service.errors import StateStoreUnavailableError
@@ -22,8 +25,22 @@ from batch_conductor_service.stores.parking import (
     parking_health,
     parking_unknown,
 )
-from batch_conductor_service.stores.redis.connection import RedisClient
+from batch_conductor_service.stores.redis.connection import RedisClient, SharedScriptCalls
 from batch_conductor_service.stores.redis.layout import SEPARATOR, hash_tag
+
+# KEYS: essays' batch sets. ARGV: the TTL, then for each key the number of its batch ids and
+# the ids. Per essay, two commands' replies cost redis-py more than Redis takes to run them.
+_INDEX_SCRIPT = """
+local at = 2
+for _, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[at])
+  redis.call('SADD', key, unpack(ARGV, at + 1, at + count))
+  redis.call('EXPIRE', key, ARGV[1])
+  at = at + count + 1
+end
+return #KEYS
+"""
+_ESSAYS_PER_CALL = 500
 
 
 class RedisEssayPlacement:
@@ -50,6 +67,7 @@ class RedisEssayPlacement:
         self._prefix = key_prefix
         self._clock = clock
         self.lot = f"{key_prefix}:parked"
+        self._index = SharedScriptCalls(client, _INDEX_SCRIPT)
 
     def batches_key(self, essay_id: str) -> str:
         return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:batches"
@@ -63,15 +81,26 @@ class RedisEssayPlacement:
             for essay_id in essay_ids:
                 by_essay.setdefault(essay_id, set()).add(batch_id)
 
-        async def index() -> None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for essay_id, batch_ids in by_essay.items():
-                    pipe.sadd(self.batches_key(essay_id), *sorted(batch_ids))
-                    pipe.expire(self.batches_key(essay_id), self._ttl)
-                await pipe.execute()
+        calls: dict[int, tuple[list[str], list[str | int]]] = {}
+        for number, (essay_id, batch_ids) in enumerate(by_essay.items()):
+            key = self.batches_key(essay_id)
+            keys, args = calls.setdefault(self._call_of(number, key), ([], [self._ttl]))
+            keys.append(key)
+            args += [len(batch_ids), *sorted(batch_ids)]
 
-        if by_essay:
+        async def index() -> None:
+            # One round trip: the calls of one event-loop turn share a pipeline.
+            await asyncio.gather(*(self._index(keys, args) for keys, args in calls.values()))
+
+        if calls:
             await self._guard.run("placement_index", index)
+
+    def _call_of(self, number: int, key: str) -> int:
+        """The script call a key joins: one per cluster slot (a script may not span slots),
+        and on one server one per chunk of essays, bounding how long a call holds it."""
+        if isinstance(self._client, RedisCluster):
+            return int(self._client.keyslot(key))
+        return number // _ESSAYS_PER_CALL
 
     async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
         essays = sorted(set(essay_ids))
