@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
+from structlog.testing import capture_logs
 
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
@@ -222,3 +223,14 @@ async def test_two_replicas_starting_one_batch_at_once_leave_all_of_it_in_redis(
         assert stored.roster_size == 1
         assert succeeded(stored, "nlp") == 1
         assert succeeded(stored, "spellcheck") == 1
+
+
+async def test_a_batch_neither_store_holds_answers_unknown_without_a_warning(
+    redis_client: Redis, key_prefix: str, pg_pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    # Its rebuild finds nothing to load: that is no rival write, and no reason to warn.
+    durable, _ = _durable(redis_client, key_prefix, pg_pool, pg_schema)
+    with capture_logs() as logs:
+        counts = await durable.counts(f"batch-{uuid.uuid4().hex[:8]}")
+    assert counts.is_empty
+    assert [line for line in logs if line["log_level"] == "warning"] == []

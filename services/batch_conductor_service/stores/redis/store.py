@@ -230,9 +230,12 @@ class RedisBatchStateRepository:
         union: what Redis holds beyond them stays). `load` runs under the WATCH, so every write
         that reached Redis before it is in what it loads."""
         keys = self.keys(batch_id)
+        in_record = True
 
         async def plan(pipe: Pipe, reads: Mapping[str, BatchRead]) -> bool | None:
+            nonlocal in_record
             loaded = await load()
+            in_record = loaded is not None
             if loaded is None:
                 return None
             facts, version = loaded
@@ -249,6 +252,7 @@ class RedisBatchStateRepository:
         if (
             await self._guard.run("restore", lambda: self._transaction([batch_id], {}, plan))
             is None
+            and in_record
         ):
             # Rival writes all along; the caller has its answer from the record meanwhile.
             logger.warning("state_rebuild_gave_up", batch_id=clip_id(batch_id))
