@@ -4,7 +4,7 @@ The app is called through its ASGI interface, with no HTTP server or socket betw
 is measured is the route, its hooks, quart-dishka's request scope, the count read and the log
 lines, and nothing of Hypercorn's or the load generator's. Requests go in rounds of 2 or 8 at
 once (the count reads of a round share round trips), rounds of the service and of the floor
-app interleaved. With another checkout's code on PYTHONPATH (README, Performance) it gives that
+app interleaved. With another checkout's code on PYTHONPATH (docs/performance.md) it gives that
 code's figures, for a before and after on one machine (one with the same store API: the batch
 is seeded through `BatchStateRepositoryProtocol.apply`). Uses its own key prefix, removed after.
 

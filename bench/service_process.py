@@ -52,7 +52,7 @@ class ServiceProcess:
             "BCS_ENVIRONMENT": "production",
             "BCS_HTTP_HOST": "127.0.0.1",
             "BCS_HTTP_PORT": str(port),
-            # Another checkout's file when measuring its code (see README, Performance).
+            # Another checkout's file when measuring its code (see docs/performance.md).
             "BCS_PIPELINES_PATH": os.environ.get(
                 "BCS_BENCH_PIPELINES", str(ROOT / "pipelines.yaml")
             ),

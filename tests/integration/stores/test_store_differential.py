@@ -39,7 +39,7 @@ from tests.support.change_strategies import changes
 
 GRAPH = load_pipelines(Path(__file__).resolve().parents[3] / "pipelines.yaml")
 REQUESTS = (*GRAPH.pipelines, *GRAPH.steps)
-# Figures quoted in the README's "Hostile input" section.
+# Figures quoted in docs/failures.md (the tests that search for what breaks it).
 EXAMPLES = 40
 
 

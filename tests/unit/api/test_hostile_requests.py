@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.unit.conftest import AppFactory
 
-# Figures quoted in the README's "Hostile input" section.
+# Figures quoted in docs/failures.md (the tests that search for what breaks it).
 EXAMPLES = 150
 
 hostile_text = st.one_of(

@@ -33,7 +33,7 @@ CLASSIFIED = {
     DeadLetterReason.TIMESTAMP_IN_FUTURE,
 }
 UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-# Figures quoted in the README's "Hostile input" section.
+# Figures quoted in docs/failures.md (the tests that search for what breaks it).
 BYTES_EXAMPLES = 400
 MUTATION_EXAMPLES = 800
 MAX_SKEW = timedelta(hours=1)
