@@ -7,10 +7,11 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.hypothesis_profiles import examples
 from tests.unit.conftest import AppFactory
 
-# Figures quoted in the README's "Hostile input" section.
-EXAMPLES = 150
+# Figures quoted in the README's "Hostile input" section (the ci profile's; dev runs a tenth).
+EXAMPLES = examples(150)
 
 hostile_text = st.one_of(
     st.text(max_size=30),
