@@ -38,16 +38,24 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/bcs-dev
 
-## Lint, type-check and run every test (unit, integration, e2e).
+# pytest-xdist workers: one per core. Tests that share Redis, PostgreSQL or the repository
+# keep to keys, schemas, ports and brokers of their own, so they may run side by side;
+# PYTEST_WORKERS=0 runs everything in one process (e.g. to debug with pdb).
+PYTEST_WORKERS ?= auto
+# worksteal: an idle worker takes queued tests from a busy one, as the slow e2e tests bunch.
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
+
+## Lint, type-check and run every test (unit, contract, integration, e2e).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 lint: $(STAMP)
 	$(PY) -m ruff check services libs tests bench
 	$(PY) -m mypy services libs
 
+## The fast loop: tests that need no process, port, broker, server or tool of their own.
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PYTEST_PARALLEL) tests/unit
 
 ## The unit, contract and integration tests against the lowest versions pyproject.toml allows
 ## (not the lock): the declared floors must be true. CI runs it after `make test`.
@@ -55,7 +63,7 @@ LOWEST ?= .venv-lowest
 test-lowest: $(UV_STAMP)
 	$(PYTHON) -m venv --clear $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(UV) pip install --quiet --resolution lowest-direct -e '.[dev]'
-	$(LOWEST)/bin/python -m pytest tests/unit tests/contract tests/integration
+	$(LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) tests/unit tests/contract tests/integration
 
 ## Publish a sample batch's events to the running dev service and show /define before and after.
 demo: $(STAMP)
