@@ -38,24 +38,26 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/bcs-dev
 
-# pytest-xdist workers: one per core. Tests that share Redis, PostgreSQL or the repository
-# keep to keys, schemas, ports and brokers of their own, so they may run side by side;
-# PYTEST_WORKERS=0 runs everything in one process (e.g. to debug with pdb).
-PYTEST_WORKERS ?= auto
+# pytest-xdist workers. Tests that share Redis, PostgreSQL or the repository keep to keys,
+# schemas, ports and brokers of their own, so they run side by side. `make test` spends most
+# of its time waiting on the processes, brokers and servers it starts: two workers a core.
+# `make unit` is all computation: one a core. PYTEST_WORKERS=0 runs one process (for pdb).
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+UNIT_WORKERS ?= auto
 # worksteal: an idle worker takes queued tests from a busy one, as the slow e2e tests bunch.
-PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
+XDIST := --dist worksteal -n
 
 ## Lint, type-check and run every test (unit, contract, integration, e2e).
 test: lint
-	$(PY) -m pytest $(PYTEST_PARALLEL)
+	$(PY) -m pytest $(XDIST) $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check services libs tests bench
 	$(PY) -m mypy services libs
 
-## The fast loop: tests that need no process, port, broker, server or tool of their own.
+## The fast loop: no broker, server, service process or external tool.
 unit: $(STAMP)
-	$(PY) -m pytest $(PYTEST_PARALLEL) tests/unit
+	$(PY) -m pytest $(XDIST) $(UNIT_WORKERS) tests/unit
 
 ## The unit, contract and integration tests against the lowest versions pyproject.toml allows
 ## (not the lock): the declared floors must be true. CI runs it after `make test`.
@@ -63,7 +65,7 @@ LOWEST ?= .venv-lowest
 test-lowest: $(UV_STAMP)
 	$(PYTHON) -m venv --clear $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(UV) pip install --quiet --resolution lowest-direct -e '.[dev]'
-	$(LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) tests/unit tests/contract tests/integration
+	$(LOWEST)/bin/python -m pytest $(XDIST) $(PYTEST_WORKERS) tests/unit tests/contract tests/integration
 
 ## Publish a sample batch's events to the running dev service and show /define before and after.
 demo: $(STAMP)
