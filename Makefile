@@ -41,7 +41,8 @@ run: $(STAMP)
 # pytest-xdist workers. Tests that share Redis, PostgreSQL or the repository keep to keys,
 # schemas, ports and brokers of their own, so they run side by side. `make test` spends most
 # of its time waiting on the processes, brokers and servers it starts: two workers a core.
-# `make unit` is all computation: one a core. PYTEST_WORKERS=0 runs one process (for pdb).
+# `make unit` is all computation: one a core. PYTEST_WORKERS=0 (UNIT_WORKERS=0 for `make
+# unit`) runs the tests in one process, e.g. for pdb.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 UNIT_WORKERS ?= auto
 # worksteal: an idle worker takes queued tests from a busy one, as the slow e2e tests bunch.
