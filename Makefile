@@ -38,16 +38,27 @@ lock-check: $(UV_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/bcs-dev
 
-## Lint, type-check and run every test (unit, integration, e2e).
+# pytest-xdist workers. Tests that share Redis, PostgreSQL or the repository keep to keys,
+# schemas, ports and brokers of their own, so they run side by side. `make test` spends most
+# of its time waiting on the processes, brokers and servers it starts: two workers a core.
+# `make unit` is all computation: one a core. PYTEST_WORKERS=0 (UNIT_WORKERS=0 for `make
+# unit`) runs the tests in one process, e.g. for pdb.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+UNIT_WORKERS ?= auto
+# worksteal: an idle worker takes queued tests from a busy one, as the slow e2e tests bunch.
+XDIST := --dist worksteal -n
+
+## Lint, type-check and run every test (unit, contract, integration, e2e).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST) $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check services libs tests bench
 	$(PY) -m mypy services libs
 
+## The fast loop: no broker, server, service process or external tool.
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(XDIST) $(UNIT_WORKERS) tests/unit
 
 ## The unit, contract and integration tests against the lowest versions pyproject.toml allows
 ## (not the lock): the declared floors must be true. CI runs it after `make test`.
@@ -55,7 +66,7 @@ LOWEST ?= .venv-lowest
 test-lowest: $(UV_STAMP)
 	$(PYTHON) -m venv --clear $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(UV) pip install --quiet --resolution lowest-direct -e '.[dev]'
-	$(LOWEST)/bin/python -m pytest tests/unit tests/contract tests/integration
+	$(LOWEST)/bin/python -m pytest $(XDIST) $(PYTEST_WORKERS) tests/unit tests/contract tests/integration
 
 ## Publish a sample batch's events to the running dev service and show /define before and after.
 demo: $(STAMP)

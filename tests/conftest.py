@@ -1,17 +1,24 @@
 """Fixtures every layer uses. Integration fixtures skip when a service is missing, except under
 CI (CI=true), where a missing service is a failure: CI must never pass by skipping."""
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.process_guard import adopt_orphans, left_behind
+from tests.support.hypothesis_profiles import PROFILE_VARIABLE, load_profile, under_ci
+
+# Before any test module is imported: their @settings inherit from the profile loaded here.
+HYPOTHESIS_PROFILE = load_profile()
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE} (CI or {PROFILE_VARIABLE} chooses)"
 
 
 def service_missing(what: str) -> None:
     """Call from a fixture when `what` cannot be reached."""
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+    if under_ci():
         pytest.fail(f"{what} is not reachable, and under CI integration tests must not skip")
     pytest.skip(f"{what} is not reachable")
 

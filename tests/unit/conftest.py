@@ -1,5 +1,6 @@
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -53,11 +54,18 @@ async def client(make_app: AppFactory) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """For a test that calls configure_logging: puts structlog's configuration back after it.
-    A logger caches the processors list current at its first use, and capture_logs edits the
-    current list in place, so a list left behind by one test would hide a cached logger's
-    lines from a later test's capture_logs."""
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a test that calls configure_logging: puts structlog's configuration back after it,
+    and caches no logger meanwhile. A cached logger keeps the processors list current at its
+    first use, and capture_logs edits the current list in place, so a logger first used under
+    this test's configuration would hide its lines from any later test's capture_logs (which
+    test runs later depends on how the tests are spread over xdist's workers)."""
     saved = structlog.get_config()
+    configure = structlog.configure
+
+    def configure_without_caching(**options: Any) -> None:
+        configure(**{**options, "cache_logger_on_first_use": False})
+
+    monkeypatch.setattr(structlog, "configure", configure_without_caching)
     yield
-    structlog.configure(**saved)
+    configure(**saved)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from batch_conductor_service.dead_letter.bounded_record import bounded_record
 from common_core.events import DeadLetterRecord
+from tests.support.hypothesis_profiles import examples
 
 TOPIC = "huleedu.els.batch.essays.ready.v1"
 
@@ -58,7 +59,7 @@ def test_huge_errors_and_correlation_ids_are_clipped() -> None:
     assert len(record.correlation_id) < 300
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     payload=st.one_of(
         st.binary(max_size=20_000),

@@ -268,6 +268,15 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedisServer]:
     server.stop()
 
 
+@pytest.fixture
+async def own_redis_client(own_redis: OwnRedisServer) -> AsyncIterator[Redis]:
+    """For a test that changes the server itself (SCRIPT FLUSH, CONFIG SET): on the shared
+    Redis that would reach the tests other workers run at the same time."""
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
 class CountingConnection(Connection):
     """Counts what is sent to Redis: one send is one round trip."""
 

@@ -107,12 +107,12 @@ def _nlp_done(counts: BatchCounts) -> int:
 
 
 async def test_reads_survive_a_script_flush(
-    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+    own_redis_client: Redis, metrics: BcsMetrics, key_prefix: str
 ) -> None:
-    batches = await _batches_with_results(key_prefix, redis_client, metrics)
-    reader = make_redis_repository(redis_client, metrics, key_prefix)
+    batches = await _batches_with_results(key_prefix, own_redis_client, metrics)
+    reader = make_redis_repository(own_redis_client, metrics, key_prefix)
     await reader.counts(batches[0])  # the script is cached on the server
-    await redis_client.script_flush()
+    await own_redis_client.script_flush()
     answers = await asyncio.gather(*(reader.counts(b) for b in batches))
     assert [_nlp_done(a) for a in answers] == [i % len(ESSAYS) for i in range(len(batches))]
 

@@ -286,12 +286,12 @@ async def test_reads_in_flight_together_share_one_round_trip_and_keep_their_own_
 
 
 async def test_shared_reads_load_the_script_again_after_redis_forgot_it(
-    redis_client: Redis, metrics: BcsMetrics, key_prefix: str
+    own_redis_client: Redis, metrics: BcsMetrics, key_prefix: str
 ) -> None:
-    repository = make_redis_repository(redis_client, metrics, key_prefix)
+    repository = make_redis_repository(own_redis_client, metrics, key_prefix)
     batches = await seed_small_batches(repository, 5)
     await repository.counts(batches[0])
-    await redis_client.script_flush()  # as a restarted or failed-over server
+    await own_redis_client.script_flush()  # as a restarted or failed-over server
     together = await asyncio.gather(*(repository.counts(batch) for batch in batches))
     assert [c.counts_for("nlp").roster_succeeded for c in together] == [1, 2, 3, 4, 5]
 

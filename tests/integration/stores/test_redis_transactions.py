@@ -27,13 +27,16 @@ from tests.integration.stores.conftest import (
     make_redis_repository,
     rival_writes_before_every_exec,
 )
+from tests.support.hypothesis_profiles import examples
 
 APPLIED = ApplyResult.APPLIED
 changes = change_builders([f"e{i}" for i in range(5)], ["spellcheck", "nlp"], max_essays=4)
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     writes=st.lists(

@@ -36,11 +36,12 @@ from tests.integration.stores.conftest import (
     redis_expiry,
 )
 from tests.support.change_strategies import changes
+from tests.support.hypothesis_profiles import examples
 
 GRAPH = load_pipelines(Path(__file__).resolve().parents[3] / "pipelines.yaml")
 REQUESTS = (*GRAPH.pipelines, *GRAPH.steps)
-# Figures quoted in docs/failures.md (the tests that search for what breaks it).
-EXAMPLES = 40
+# Figures quoted in docs/failures.md (the ci profile's; dev runs a tenth).
+EXAMPLES = examples(40)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from batch_conductor_service.domain.batch_state import (
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
 from common_core.enums import BatchPhaseStatus
 from tests.support import change_strategies
+from tests.support.hypothesis_profiles import examples
 from tests.unit.api.test_pipeline_routes import StoreDown
 from tests.unit.conftest import AppFactory, repository_provider
 
@@ -155,7 +156,7 @@ def expected_counts(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -215,7 +216,7 @@ batch_ids_with_slashes = (
 
 
 @settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

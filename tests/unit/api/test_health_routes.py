@@ -12,6 +12,7 @@ from batch_conductor_service.health import ComponentHealth, HealthState, Serving
 from batch_conductor_service.protocols import EssayPlacementProtocol
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.providers import app_container
+from tests.support.hypothesis_profiles import examples
 from tests.unit.api.test_pipeline_routes import StoreDown
 from tests.unit.conftest import AppFactory, repository_provider, unit_settings
 
@@ -143,7 +144,7 @@ store_states = st.dictionaries(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(states=store_states)
 async def test_readiness_follows_the_store_and_liveness_ignores_it(
     states: dict[str, HealthState],

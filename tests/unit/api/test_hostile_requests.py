@@ -7,10 +7,11 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.hypothesis_profiles import examples
 from tests.unit.conftest import AppFactory
 
-# Figures quoted in docs/failures.md (the tests that search for what breaks it).
-EXAMPLES = 150
+# Figures quoted in docs/failures.md (the ci profile's; dev runs a tenth).
+EXAMPLES = examples(150)
 
 hostile_text = st.one_of(
     st.text(max_size=30),

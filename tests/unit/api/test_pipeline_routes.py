@@ -244,7 +244,7 @@ async def test_a_new_correlation_id_is_made_when_none_is_given(client: Client) -
 
 
 async def test_every_log_line_of_a_request_carries_its_correlation_id(
-    client: Client, capsys: pytest.CaptureFixture[str]
+    client: Client, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     configure_logging("INFO")
     await client.post(

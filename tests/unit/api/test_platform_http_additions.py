@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from batch_conductor_service.domain.pipelines_file import parse_pipelines
 from batch_conductor_service.domain.step_graph import PipelineConfigError
 from batch_conductor_service.wiring.app import create_app
+from tests.support.hypothesis_profiles import examples
 from tests.unit.api.test_pipeline_routes import StoreDown
 from tests.unit.conftest import AppFactory, repository_provider, unit_settings
 
@@ -255,7 +256,7 @@ async def test_without_the_platforms_key_nothing_is_said_about_it(
     assert not [line for line in logs if line["event"] == "platform_internal_api_key_ignored"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30))
 async def test_a_key_sent_as_utf8_passes_whatever_its_script(key: str) -> None:
     assume(key == key.strip())

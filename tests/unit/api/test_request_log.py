@@ -12,6 +12,7 @@ from quart.typing import TestClientProtocol as Client
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from tests.support.hypothesis_profiles import examples
 from tests.unit.api.test_pipeline_routes import StoreDown
 from tests.unit.conftest import AppFactory, repository_provider
 
@@ -140,7 +141,7 @@ paths = st.sampled_from(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -21,6 +21,7 @@ from quart import Quart
 from batch_conductor_service.wiring.app import create_app
 from batch_conductor_service.wiring.tracing import Tracing, TracingConfig
 from huleedu_service_libs.logging_utils import configure_logging
+from tests.support.hypothesis_profiles import examples
 from tests.unit.api.test_pipeline_routes import Buggy, StoreDown
 from tests.unit.conftest import repository_provider, unit_settings
 
@@ -244,7 +245,7 @@ def hostile_app() -> Iterator[Traced]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -18,6 +18,7 @@ from batch_conductor_service.errors import StateStoreUnavailableError
 from common_core.topics import Topic
 from tests.support import event_factory as ev
 from tests.support.consumed_message import Message
+from tests.support.hypothesis_profiles import examples
 from tests.support.pipeline_harness import PipelineHarness, memory_harness
 
 READY = Topic.BATCH_ESSAYS_READY.value
@@ -227,7 +228,7 @@ hostile_traceparents = st.one_of(
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -36,6 +36,7 @@ from common_core.topics import CurrentTopic, Topic
 from tests.support import consumer_scenarios as scenario
 from tests.support import event_factory as ev
 from tests.support.consumed_message import Message, msg
+from tests.support.hypothesis_profiles import examples
 from tests.support.pipeline_harness import (
     TTL_SECONDS,
     ManualClock,
@@ -737,7 +738,7 @@ async def stored_results(harness: PipelineHarness) -> Placed:
     return found
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.data())
 def test_any_order_and_any_split_into_fetches_places_by_the_rule(data: st.DataObject) -> None:
     events = data.draw(st.permutations(world()))
@@ -805,7 +806,7 @@ class YieldingPlacement:
         return await self._inner.health()
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.data())
 def test_replicas_racing_on_other_partitions_lose_no_placement(data: st.DataObject) -> None:
     events = data.draw(st.permutations(world()))

@@ -34,6 +34,7 @@ from batch_conductor_service.stores.redis.layout import LAST_EVENT, VERSION
 from batch_conductor_service.stores.redis.store import RedisBatchStateRepository, fallback_commands
 from common_core.enums import BatchPhaseStatus
 from tests.support.change_strategies import STEPS, changes
+from tests.support.hypothesis_profiles import examples
 
 
 def repository(redis: FakeAsyncRedis) -> RedisBatchStateRepository:
@@ -84,7 +85,7 @@ async def check(earlier: list[BatchChange], change: BatchChange) -> int:
     return len(commands)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(changes(), max_size=4), changes())
 def test_every_prefix_of_a_fallback_write_proves_no_more_than_the_whole(
     earlier: list[BatchChange], change: BatchChange

@@ -3,9 +3,6 @@ BCS_TRACING_ENABLED is not false); the OTEL_* values it reads itself are checked
 variable; the resource carries the standard attributes; spans the collector cannot take are
 dropped and counted, never waited for."""
 
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 
@@ -24,7 +21,7 @@ from batch_conductor_service.wiring.tracing import (
     service_resource,
     tracing_config,
 )
-from tests.unit.conftest import REPO_ROOT, unit_settings
+from tests.unit.conftest import unit_settings
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 
@@ -171,27 +168,3 @@ async def test_spans_the_collector_cannot_take_are_counted_as_export_failed(
         assert sample(registry, "bcs_trace_spans_exported_total") == 0
     finally:
         await tracing.stop()
-
-
-def test_with_tracing_off_the_sdk_and_the_instrumentations_are_not_even_loaded() -> None:
-    program = (
-        "import sys\n"
-        "from batch_conductor_service.wiring.app import create_app\n"
-        "from tests.unit.conftest import unit_settings\n"
-        "create_app(unit_settings())\n"
-        # (redis-py itself loads the SDK's metrics when it finds them installed.)
-        "loaded = [m for m in sys.modules if m.startswith(('opentelemetry.sdk.trace', "
-        "'opentelemetry.instrumentation', 'opentelemetry.exporter', 'grpc'))]\n"
-        "print(loaded)\n"
-    )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "BCS_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        env=environ,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]"

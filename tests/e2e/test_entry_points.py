@@ -1,3 +1,9 @@
+"""The installed entry points as processes: each answers --version and --help without
+starting anything, and a start-up that cannot go on (a taken port, a pipelines file it cannot
+use, an unreachable database, an OTLP protocol tracing cannot use) stops with its one line on
+stderr and its exit status. tests/unit/wiring/test_entry_points.py checks the rest of what the
+commands answer before starting, in process."""
+
 import os
 import socket
 import subprocess
@@ -7,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+COMMANDS = {
+    "python -m batch_conductor_service": [sys.executable, "-m", "batch_conductor_service"],
+    "bcs": [str(BIN / "bcs")],
+    "bcs-dev": [str(BIN / "bcs-dev")],
+    "bcs-demo": [str(BIN / "bcs-demo")],
+}
 
 
 def run_bcs(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -22,16 +35,45 @@ def run_bcs(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [("BCS_HTTP_PORT", "abc"), ("BCS_ENVIRONMENT", "staging"), ("BCS_LOG_LEVEL", "chatty")],
-)
-def test_invalid_setting_stops_start_up_with_one_line_naming_it(variable: str, value: str) -> None:
-    result = run_bcs({variable: value})
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"bcs: invalid setting {variable}=")
+def run_command(
+    command: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
+    return subprocess.run(
+        [*COMMANDS[command], *args],
+        env={**clean, **(env or {})},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_entry_point_prints_the_installed_version(command: str) -> None:
+    result = run_command(command, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    name = "bcs" if command.startswith("python") else command
+    assert result.stdout == f"{name} {version('huleedu-batch-conductor-service')}\n"
+
+
+def test_help_prints_usage_and_exits_without_starting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Were it to start, it would fail at once: the HTTP port is taken, the broker absent.
+        result = run_command(
+            "bcs",
+            "--help",
+            env={"BCS_HTTP_PORT": str(port), "BCS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("usage: bcs ")
+    for command_name in ("inspect", "dlq"):
+        assert command_name in result.stdout
 
 
 def test_an_otlp_protocol_tracing_cannot_use_stops_start_up_with_one_line_naming_it() -> None:
@@ -94,83 +136,6 @@ def test_unreachable_database_stops_start_up_saying_why() -> None:
     )
 
 
-BIN = Path(sys.executable).parent
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        [sys.executable, "-m", "batch_conductor_service"],
-        [str(BIN / "bcs")],
-    ],
-)
-@pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_prints_usage_and_exits_without_starting(command: list[str], flag: str) -> None:
-    result = subprocess.run(
-        [*command, flag], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0
-    assert result.stdout.startswith("usage: bcs")
-    for command_name in ("inspect", "dlq"):
-        assert command_name in result.stdout
-    assert "serving" not in result.stdout + result.stderr
-
-
-def test_version_prints_the_installed_version() -> None:
-    result = subprocess.run(
-        [str(BIN / "bcs"), "--version"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0
-    assert result.stdout.strip() == f"bcs {version('huleedu-batch-conductor-service')}"
-
-
-@pytest.mark.parametrize("command", ["bcs", "bcs-dev", "bcs-demo"])
-@pytest.mark.parametrize("flag", ["--help", "-h", "--version"])
-def test_every_entry_point_answers_help_and_version_without_starting_anything(
-    command: str, flag: str
-) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        # Whatever tried to start would fail at once: the HTTP port is taken, and the broker
-        # and the service named are not there.
-        result = subprocess.run(
-            [str(BIN / command), flag],
-            env={
-                **clean,
-                "BCS_HTTP_PORT": str(port),
-                "BCS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-                "BCS_DEMO_URL": "http://127.0.0.1:1",
-            },
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    if flag == "--version":
-        assert result.stdout == f"{command} {version('huleedu-batch-conductor-service')}\n"
-    else:
-        assert result.stdout.startswith(f"usage: {command} ")
-        assert "BCS_" in result.stdout
-
-
-@pytest.mark.parametrize("subcommand", [["inspect"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]])
-def test_every_subcommand_has_help(subcommand: list[str]) -> None:
-    result = subprocess.run(
-        [str(BIN / "bcs"), *subcommand, "--help"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0
-    assert result.stdout.startswith(f"usage: bcs {' '.join(subcommand)}")
-
-
 def test_a_taken_port_is_one_line_naming_the_setting_and_exit_2() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -199,29 +164,3 @@ def test_an_empty_or_wrong_shaped_pipelines_file_is_one_line_once(
     assert len(lines) == 1
     assert lines[0].startswith(f"bcs: invalid pipeline configuration: {bad}: expected a mapping")
     assert "invalid_pipeline_configuration" not in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("command", "variable", "value"),
-    [
-        ("bcs-dev", "BCS_DEV_BROKER_PORT", "abc"),
-        ("bcs-dev", "BCS_DEV_BROKER_PORT", "70000"),
-        ("bcs-demo", "BCS_DEMO_URL", "localhost:4002"),
-    ],
-)
-def test_dev_settings_are_validated_like_the_service_settings(
-    command: str, variable: str, value: str
-) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BCS_")}
-    result = subprocess.run(
-        [str(BIN / command)],
-        env={**clean, variable: value},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"{command}: invalid setting {variable}={value!r}: ")
