@@ -7,13 +7,16 @@ from batch_conductor_service.wiring.settings import ENV_PREFIX, Settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = (REPO_ROOT / "README.md").read_text()
 
-# A variable read straight from the environment, as the benches and the dev tools do.
-ENVIRON_READ = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["'](BCS_[A-Z0-9_]+)["']""")
+# A variable read straight from the environment, as the benches, the dev tools and the tests do
+# (or named once as a module's constant, `..._VARIABLE = "BCS_..."`).
+ENVIRON_READ = re.compile(
+    r"""(?:environ\.get\(|environ\[|getenv\(|_VARIABLE = )\s*["'](BCS_[A-Z0-9_]+)["']"""
+)
 
 
 def read_from_environ() -> set[str]:
     found: set[str] = set()
-    for folder in ("services", "bench"):
+    for folder in ("services", "bench", "tests"):
         for source in (REPO_ROOT / folder).rglob("*.py"):
             found.update(ENVIRON_READ.findall(source.read_text()))
     return found
@@ -22,7 +25,13 @@ def read_from_environ() -> set[str]:
 def test_environ_reads_are_found() -> None:
     # The search itself: a bench variable it must see, and one the service reads directly.
     found = read_from_environ()
-    assert {"BCS_BENCH_ROUNDS", "BCS_BENCH_REDIS_URL", "BCS_KAFKA_BOOTSTRAP_SERVERS"} <= found
+    assert {
+        "BCS_BENCH_ROUNDS",
+        "BCS_BENCH_REDIS_URL",
+        "BCS_KAFKA_BOOTSTRAP_SERVERS",
+        "BCS_TEST_REDIS_URL",
+        "BCS_TEST_HYPOTHESIS",
+    } <= found
 
 
 def test_readme_documents_every_variable() -> None:
