@@ -28,17 +28,21 @@ from batch_conductor_service.stores.parking import (
 from batch_conductor_service.stores.redis.connection import RedisClient, SharedScriptCalls
 from batch_conductor_service.stores.redis.layout import SEPARATOR, hash_tag
 
-# KEYS: essays' batch sets. ARGV: the TTL, then for each key the number of its batch ids and
-# the ids. Per essay, two commands' replies cost redis-py more than Redis takes to run them.
+# KEYS: essays' batch sets, grouped by the batches they get. ARGV: the TTL, then per group the
+# number of its keys, the number of its batch ids and the ids. Per essay, two commands' replies
+# (or three arguments' packing) cost redis-py more than Redis takes to run them.
 _INDEX_SCRIPT = """
-local at = 2
-for _, key in ipairs(KEYS) do
-  local count = tonumber(ARGV[at])
-  redis.call('SADD', key, unpack(ARGV, at + 1, at + count))
-  redis.call('EXPIRE', key, ARGV[1])
-  at = at + count + 1
+local at, key = 2, 0
+while at <= #ARGV do
+  local keys, batches = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  for i = key + 1, key + keys do
+    redis.call('SADD', KEYS[i], unpack(ARGV, at + 2, at + 1 + batches))
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
+  key = key + keys
+  at = at + 2 + batches
 end
-return #KEYS
+return key
 """
 _ESSAYS_PER_CALL = 500
 
@@ -68,6 +72,7 @@ class RedisEssayPlacement:
         self._clock = clock
         self.lot = f"{key_prefix}:parked"
         self._index = SharedScriptCalls(client, _INDEX_SCRIPT)
+        self._cluster = client if isinstance(client, RedisCluster) else None
 
     def batches_key(self, essay_id: str) -> str:
         return f"{self._prefix}:essay:{{{hash_tag(essay_id)}}}:batches"
@@ -81,16 +86,24 @@ class RedisEssayPlacement:
             for essay_id in essay_ids:
                 by_essay.setdefault(essay_id, set()).add(batch_id)
 
-        calls: dict[int, tuple[list[str], list[str | int]]] = {}
+        # Per script call (per chunk, or per cluster slot), the essays by the batches they get.
+        groups: dict[int, dict[tuple[str, ...], list[str]]] = {}
         for number, (essay_id, batch_ids) in enumerate(by_essay.items()):
             key = self.batches_key(essay_id)
-            keys, args = calls.setdefault(self._call_of(number, key), ([], [self._ttl]))
-            keys.append(key)
-            args += [len(batch_ids), *sorted(batch_ids)]
+            call = groups.setdefault(self._call_of(number, key), {})
+            call.setdefault(tuple(sorted(batch_ids)), []).append(key)
+        calls: list[tuple[list[str], list[str | int]]] = []
+        for call in groups.values():
+            keys: list[str] = []
+            args: list[str | int] = [self._ttl]
+            for batches, batch_keys in call.items():
+                keys += batch_keys
+                args += [len(batch_keys), len(batches), *batches]
+            calls.append((keys, args))
 
         async def index() -> None:
             # One round trip: the calls of one event-loop turn share a pipeline.
-            await asyncio.gather(*(self._index(keys, args) for keys, args in calls.values()))
+            await asyncio.gather(*(self._index(keys, args) for keys, args in calls))
 
         if calls:
             await self._guard.run("placement_index", index)
@@ -98,8 +111,8 @@ class RedisEssayPlacement:
     def _call_of(self, number: int, key: str) -> int:
         """The script call a key joins: one per cluster slot (a script may not span slots),
         and on one server one per chunk of essays, bounding how long a call holds it."""
-        if isinstance(self._client, RedisCluster):
-            return int(self._client.keyslot(key))
+        if self._cluster is not None:
+            return int(self._cluster.keyslot(key))
         return number // _ESSAYS_PER_CALL
 
     async def batches_of(self, essay_ids: Collection[str]) -> dict[str, frozenset[str]]:
