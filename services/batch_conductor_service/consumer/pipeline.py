@@ -377,9 +377,14 @@ class EventPipeline:
         for record, event in events:
             if id(record) not in outcome_of:
                 outcome_of[id(record)] = "parked" if event.said is not None else "ignored"
-        for record in records:
-            if id(record) in outcome_of and id(record) not in dead_lettered:
-                self._metrics.events_processed.labels(record.topic, outcome_of[id(record)]).inc()
+        # Counted per topic and outcome, not per message: a label lookup costs more than an event.
+        counted = Counter(
+            (record.topic, outcome_of[id(record)])
+            for record in records
+            if id(record) in outcome_of and id(record) not in dead_lettered
+        )
+        for (topic, outcome), count in counted.items():
+            self._metrics.events_processed.labels(topic, outcome).inc(count)
         applied = [item.change.occurred_at for item, r in stored if r is ApplyResult.APPLIED]
         if applied:
             # Duplicates are replays of old news: counting them would make a redelivery look fresh.
@@ -400,8 +405,8 @@ class EventPipeline:
         return outcome_of
 
     def _count(self, records: Sequence[Record], outcome: str) -> None:
-        for record in records:
-            self._metrics.events_processed.labels(record.topic, outcome).inc()
+        for topic, count in Counter(record.topic for record in records).items():
+            self._metrics.events_processed.labels(topic, outcome).inc(count)
 
 
 def _some(ids: Any, limit: int = 20) -> list[str]:
