@@ -1,6 +1,7 @@
 """Fixtures every layer uses. Integration fixtures skip when a service is missing, except under
 CI (CI=true), where a missing service is a failure: CI must never pass by skipping."""
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,15 @@ def service_missing(what: str) -> None:
     if under_ci():
         pytest.fail(f"{what} is not reachable, and under CI integration tests must not skip")
     pytest.skip(f"{what} is not reachable")
+
+
+def tool_on_path(name: str, package: str) -> str:
+    """The path of a command-line tool a test runs; missing, it is a missing service."""
+    found = shutil.which(name)
+    if found is None:
+        service_missing(f"{name} (Debian package {package})")
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="session", autouse=True)

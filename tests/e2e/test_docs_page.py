@@ -4,14 +4,13 @@ from the service itself (the page's Content-Security-Policy allows no other orig
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import service_missing
+from tests.conftest import tool_on_path
 from tests.e2e.conftest import RunningService
 
 pytestmark = pytest.mark.e2e
@@ -19,11 +18,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        service_missing("chromium (Debian package chromium)")
-    assert found is not None
-    return found
+    return tool_on_path("chromium", "chromium")
 
 
 def browse(chromium: str, profile: Path, url: str, *action: str) -> str:

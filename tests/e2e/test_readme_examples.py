@@ -7,7 +7,6 @@ Needs curl (the README's examples are curl commands); .ci/run installs it where 
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from batch_conductor_service.dev.embedded_broker import free_port
-from tests.conftest import service_missing
+from tests.conftest import tool_on_path
 from tests.e2e.conftest import (
     BIN,
     REPO_ROOT,
@@ -139,8 +138,7 @@ def check(example: Example, output: str) -> None:
 @pytest.fixture
 def fresh_dev_run(tmp_path: Path) -> Iterator[RunningService]:
     """`make run` as a reader starts it: nothing has asked the service anything yet."""
-    if shutil.which("curl") is None:
-        service_missing("curl (the README's examples are curl commands)")
+    tool_on_path("curl", "curl")  # the README's examples are curl commands
     running = start_service(
         [str(BIN / "bcs-dev")],
         {"BCS_DEV_BROKER_PORT": "0", "BCS_DEV_STATE_FILE": str(tmp_path / "bcs-dev.json")},

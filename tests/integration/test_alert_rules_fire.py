@@ -6,7 +6,6 @@ scenarios run against a copy of the rules without annotations; `promtool check r
 the real file, templates included.
 """
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import service_missing
+from tests.conftest import tool_on_path
 from tests.unit.test_observability_files import RULES
 
 DEFINE = 'endpoint="/internal/v1/pipelines/define",method="POST"'
@@ -113,11 +112,7 @@ HEALTHY_SERIES = {
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        service_missing("promtool (Debian package prometheus)")
-    assert found is not None
-    return found
+    return tool_on_path("promtool", "prometheus")
 
 
 def rules_without_annotations() -> dict[str, Any]:

@@ -25,9 +25,21 @@ def test_a_missing_service_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> 
         service_missing("chromium")
 
 
-@pytest.mark.parametrize(
-    ("command", "package"), [("promtool", "prometheus"), ("chromium", "chromium")]
+TESTS = Path(__file__).resolve().parents[1]
+TOOLS = sorted(
+    {
+        found
+        for source in TESTS.rglob("*.py")
+        for found in re.findall(r'tool_on_path\("([^"]+)", "([^"]+)"\)', source.read_text())
+    }
 )
+
+
+def test_the_tools_the_tests_run_are_found() -> None:
+    assert {"promtool", "chromium", "curl"} <= {command for command, _ in TOOLS}
+
+
+@pytest.mark.parametrize(("command", "package"), TOOLS)
 def test_ci_installs_each_tool_the_tests_run(command: str, package: str) -> None:
     script = CI_RUN.read_text()
     pattern = (
