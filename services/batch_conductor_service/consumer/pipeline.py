@@ -9,7 +9,7 @@ one bad message never stalls a partition.
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -377,14 +377,11 @@ class EventPipeline:
         for record, event in events:
             if id(record) not in outcome_of:
                 outcome_of[id(record)] = "parked" if event.said is not None else "ignored"
-        # Counted per topic and outcome, not per message: a label lookup costs more than an event.
-        counted = Counter(
+        self._count_each(
             (record.topic, outcome_of[id(record)])
             for record in records
             if id(record) in outcome_of and id(record) not in dead_lettered
         )
-        for (topic, outcome), count in counted.items():
-            self._metrics.events_processed.labels(topic, outcome).inc(count)
         applied = [item.change.occurred_at for item, r in stored if r is ApplyResult.APPLIED]
         if applied:
             # Duplicates are replays of old news: counting them would make a redelivery look fresh.
@@ -405,7 +402,12 @@ class EventPipeline:
         return outcome_of
 
     def _count(self, records: Sequence[Record], outcome: str) -> None:
-        for topic, count in Counter(record.topic for record in records).items():
+        self._count_each((record.topic, outcome) for record in records)
+
+    def _count_each(self, topic_outcomes: Iterable[tuple[str, str]]) -> None:
+        """events_processed, one increment per topic and outcome: a label lookup costs more
+        than an event."""
+        for (topic, outcome), count in Counter(topic_outcomes).items():
             self._metrics.events_processed.labels(topic, outcome).inc(count)
 
 

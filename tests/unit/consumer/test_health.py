@@ -151,13 +151,19 @@ async def test_a_consumer_without_progress_for_longer_than_the_stall_limit_is_un
     assert (await health.health())["kafka_consumer"].state is HealthState.OK
 
 
-async def test_a_running_consumer_whose_broker_is_silent_too_long_is_broker_unreachable() -> None:
-    now = [100.0]
+def just_heard_from_its_broker(now: list[float], partitions: int) -> ConsumerHealth:
+    """A running consumer (stall limit 60 s, silence limit 15 s) whose broker answered now."""
     health = ConsumerHealth(
         enabled=True, stall_seconds=60.0, silence_seconds=15.0, clock=lambda: now[0]
     )
-    health.running(3)
+    health.running(partitions)
     health.heard_from_broker()
+    return health
+
+
+async def test_a_running_consumer_whose_broker_is_silent_too_long_is_broker_unreachable() -> None:
+    now = [100.0]
+    health = just_heard_from_its_broker(now, partitions=3)
     now[0] += 15.0
     # The loop keeps calling running(): getmany returns nothing and fails no call.
     health.running(3)
@@ -185,11 +191,7 @@ async def test_a_running_consumer_whose_broker_is_silent_too_long_is_broker_unre
 
 async def test_a_silence_past_the_stall_limit_is_unhealthy_and_an_answer_ends_it() -> None:
     now = [0.0]
-    health = ConsumerHealth(
-        enabled=True, stall_seconds=60.0, silence_seconds=15.0, clock=lambda: now[0]
-    )
-    health.running(1)
-    health.heard_from_broker()
+    health = just_heard_from_its_broker(now, partitions=1)
     now[0] += 61.0
 
     component = await reported(health)
