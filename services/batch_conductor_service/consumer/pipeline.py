@@ -139,14 +139,21 @@ class EventPipeline:
     async def _one_by_one(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
         for at, record in enumerate(records):
             try:
-                await self.handle([record])
+                await self._handle_alone(record)
             except OUTAGES:
+                # Storing it, or dead-lettering it: it and those after it are read again.
                 self._seek_back(consumer, records[at:])
                 raise
-            except Exception as exc:
-                logger.exception("event_failed_unexpectedly", offset=record.offset)
-                error = f"handling raised {clip_error(exc)}"
-                await self._dead_letter(Dead(record, DeadLetterReason.PROCESSING_FAILED, error))
+
+    async def _handle_alone(self, record: Record) -> None:
+        try:
+            await self.handle([record])
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            logger.exception("event_failed_unexpectedly", offset=record.offset)
+            error = f"handling raised {clip_error(exc)}"
+            await self._dead_letter(Dead(record, DeadLetterReason.PROCESSING_FAILED, error))
 
     def _seek_back(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
         """So that the same messages are fetched again, after the outage."""

@@ -556,6 +556,32 @@ async def test_an_outage_while_handling_one_by_one_seeks_back_from_that_message(
     assert (await harness.step("b0", "spellcheck")).succeeded == 1
 
 
+async def test_a_dead_letter_outage_while_handling_one_by_one_seeks_back_from_that_message() -> (
+    None
+):
+    # The message that fails alone cannot be dead-lettered: it and those after it are read
+    # again, not skipped by the next fetch.
+    harness = memory_harness()
+    real_handle = harness.pipeline.handle
+
+    async def buggy(records: Sequence[Any]) -> None:
+        if any(r.offset == 1 for r in records):
+            raise RuntimeError("a bug")
+        await real_handle(records)
+
+    harness.pipeline.handle = buggy  # type: ignore[method-assign]
+    harness.dead_letters.failing = True
+    consumer = FakeConsumer(spellchecks(["b0", "b1", "b2"]))
+
+    with pytest.raises(DeadLetterUnavailableError):
+        await consume(harness, consumer)
+
+    assert consumer.seeks == {TopicPartition(SPELLCHECK, 0): 1}
+    assert (consumer.commits, harness.dead_letters.sent) == ([], [])
+    assert (await harness.step("b0", "spellcheck")).succeeded == 1
+    assert (await harness.step("b2", "spellcheck")).succeeded == 0
+
+
 async def test_a_result_placed_into_two_batches_that_cannot_be_stored_is_dead_lettered_once() -> (
     None
 ):
