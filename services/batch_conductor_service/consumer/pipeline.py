@@ -424,28 +424,32 @@ def _some(ids: Any, limit: int = 20) -> list[str]:
     return [clip_id(i) for i in unique[:limit]]
 
 
-def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    first: dict[TopicPartition, int] = {}
+def _offset_spans(records: Sequence[Record]) -> dict[TopicPartition, tuple[int, int]]:
+    """Each partition's first and last offset among the records (one pass: a fetch holds
+    thousands of records and a handful of partitions)."""
+    spans: dict[tuple[str, int], list[int]] = {}
     for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        if tp not in first or record.offset < first[tp]:
-            first[tp] = record.offset
-    return first
+        span = spans.get((record.topic, record.partition))
+        if span is None:
+            spans[(record.topic, record.partition)] = [record.offset, record.offset]
+        elif record.offset < span[0]:
+            span[0] = record.offset
+        elif record.offset > span[1]:
+            span[1] = record.offset
+    return {TopicPartition(*tp): (first, last) for tp, (first, last) in spans.items()}
+
+
+def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    return {tp: first for tp, (first, _) in _offset_spans(records).items()}
 
 
 def _last_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    last: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        if record.offset > last.get(tp, -1):
-            last[tp] = record.offset
-    return last
+    return {tp: last for tp, (_, last) in _offset_spans(records).items()}
 
 
 def offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:
     """`topic/partition` -> [first offset, last offset], as log lines show a fetch."""
-    last = _last_offsets(records)
     return {
-        f"{tp.topic}/{tp.partition}": [first, last[tp]]
-        for tp, first in _first_offsets(records).items()
+        f"{tp.topic}/{tp.partition}": [first, last]
+        for tp, (first, last) in _offset_spans(records).items()
     }

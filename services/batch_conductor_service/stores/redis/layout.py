@@ -96,20 +96,25 @@ def score_time(score: float | str) -> datetime:
     return _EPOCH + timedelta(microseconds=int(float(score)))
 
 
-def facts_fields(facts: BatchFacts, *, with_event_ids: bool) -> dict[str, str]:
+# A fact is its field's name; the value says nothing. Bytes, as redis-py's asyncio connections
+# pack every argument in Python and take bytes as they are.
+NO_VALUE = b""
+
+
+def facts_fields(facts: BatchFacts, *, with_event_ids: bool) -> dict[str, Any]:
     """The hash fields that spell the facts (not the version): to be added, never replaced."""
-    fields: dict[str, str] = {}
+    fields: dict[str, Any] = {}
     for source, essays in facts.rosters.items():
-        fields[ROSTER[source]] = ""
-        fields.update((f"{ROSTER[source]}:{essay}", "") for essay in essays)
+        fields[ROSTER[source]] = NO_VALUE
+        fields.update((f"{ROSTER[source]}:{essay}", NO_VALUE) for essay in essays)
     for prefix, by_step in ((SUCCEEDED, facts.succeeded), (FAILED, facts.failed)):
         fields.update(
-            (f"{prefix}{step}{SEPARATOR}{essay}", "")
+            (f"{prefix}{step}{SEPARATOR}{essay}", NO_VALUE)
             for step, essays in by_step.items()
             for essay in essays
         )
     if with_event_ids:
-        fields.update((EVENT_ID + event_id, "") for event_id in facts.event_ids)
+        fields.update((EVENT_ID + event_id, NO_VALUE) for event_id in facts.event_ids)
     return fields
 
 
