@@ -80,7 +80,8 @@ class BatchKeys:
 
     @property
     def for_count_script(self) -> list[str]:
-        return [getattr(self, name) for name in COUNT_KEYS]
+        base = self._key("")
+        return [base + name for name in COUNT_KEYS]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
