@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -64,10 +64,9 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """A change to store, with the message it came from (None: a parked result a roster
-    placed; its own message was committed when it was parked)."""
+    placed; its own message was committed when it was parked). A NamedTuple, as Event is."""
 
     change: BatchChange
     record: Record | None
@@ -418,10 +417,16 @@ class EventPipeline:
             self._metrics.events_processed.labels(topic, outcome).inc(count)
 
 
-def _some(ids: Any, limit: int = 20) -> list[str]:
-    """Enough ids to find an event's story; a 2,000-message fetch must not make a 2,000-id line."""
-    unique = list(dict.fromkeys(i for i in ids if i))
-    return [clip_id(i) for i in unique[:limit]]
+def _some(ids: Iterable[str | None], limit: int = 20) -> list[str]:
+    """Enough ids to find an event's story; a 2,000-message fetch must not make a 2,000-id line
+    (nor be walked to its end for one)."""
+    unique: dict[str, None] = {}
+    for i in ids:
+        if i:
+            unique[i] = None
+            if len(unique) == limit:
+                break
+    return [clip_id(i) for i in unique]
 
 
 def _offset_spans(records: Sequence[Record]) -> dict[TopicPartition, tuple[int, int]]:

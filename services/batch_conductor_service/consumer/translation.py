@@ -9,9 +9,9 @@ The contracts themselves (envelope, payload models, topics) are the platform's, 
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -76,8 +76,9 @@ class UnprocessableEventError(ValueError):
 Said = BatchChange | ParkedResult | None
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+# Made once or more per consumed message: NamedTuples, immutable as frozen dataclasses are, are
+# built in half their time.
+class Event(NamedTuple):
     """One consumed event: its ids and what it says (None: a valid event that changes nothing,
     such as an essay status still under way)."""
 
@@ -85,7 +86,7 @@ class Event:
     correlation_id: str | None
     said: Said
     # The W3C trace context in the envelope's metadata (the platform's convention), if any.
-    trace: TraceCarrier = field(default_factory=lambda: NO_TRACE)
+    trace: TraceCarrier = NO_TRACE
 
     @property
     def batch_id(self) -> str | None:
@@ -93,8 +94,7 @@ class Event:
         return self.said.batch_id if isinstance(self.said, BatchChange) else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Envelope:
+class _Envelope(NamedTuple):
     """What every payload's reading needs of its envelope."""
 
     event_id: str
