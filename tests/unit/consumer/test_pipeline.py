@@ -510,17 +510,21 @@ async def test_a_translation_that_raises_an_unforeseen_error_is_dead_lettered_at
     assert (await harness.step("b2", "spellcheck")).succeeded == 1
 
 
-async def test_a_fetch_failing_with_a_bug_is_handled_message_by_message_and_committed() -> None:
-    harness = memory_harness()
+def bug_at_offset_1(harness: PipelineHarness) -> None:
+    """A bug nobody foresaw, that the message at offset 1 triggers whatever it is fetched with."""
     real_handle = harness.pipeline.handle
 
     async def buggy(records: Sequence[Any]) -> None:
-        # A bug nobody foresaw, that one message triggers whatever it is fetched with.
         if any(r.offset == 1 for r in records):
             raise RuntimeError("a bug")
         await real_handle(records)
 
     harness.pipeline.handle = buggy  # type: ignore[method-assign]
+
+
+async def test_a_fetch_failing_with_a_bug_is_handled_message_by_message_and_committed() -> None:
+    harness = memory_harness()
+    bug_at_offset_1(harness)
     consumer = FakeConsumer(spellchecks(["b0", "b1", "b2"]))
 
     assert await consume(harness, consumer) == 3
@@ -562,14 +566,7 @@ async def test_a_dead_letter_outage_while_handling_one_by_one_seeks_back_from_th
     # The message that fails alone cannot be dead-lettered: it and those after it are read
     # again, not skipped by the next fetch.
     harness = memory_harness()
-    real_handle = harness.pipeline.handle
-
-    async def buggy(records: Sequence[Any]) -> None:
-        if any(r.offset == 1 for r in records):
-            raise RuntimeError("a bug")
-        await real_handle(records)
-
-    harness.pipeline.handle = buggy  # type: ignore[method-assign]
+    bug_at_offset_1(harness)
     harness.dead_letters.failing = True
     consumer = FakeConsumer(spellchecks(["b0", "b1", "b2"]))
 
