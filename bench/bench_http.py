@@ -5,7 +5,9 @@ events on the bundled broker (Tansu): batches of 30, 1,000 and 10,000 essays, ea
 roster and a spellcheck result per essay. wrk (-t2 -c32) then drives /define for each of them
 and for a batch nobody has seen, each run between two runs of the floor app
 (bench/floor_app.py); the ratio to those two, the median over the rounds, is what carries over
-to another machine (and what a machine shared with other work disturbs least).
+to another machine (and what a machine shared with other work disturbs least). A reference row
+does the same for the floor app that also reads Redis once and logs one line a request: what
+any service of this shape pays before doing anything of its own.
 
     .venv/bin/python bench/bench_http.py        (needs wrk and Redis;
         BCS_BENCH_SECONDS per run, BCS_BENCH_ROUNDS)
@@ -23,7 +25,7 @@ from statistics import median
 
 from backlog import batch_events, create_topics, publish
 from load import LoadResult, require_wrk, run_wrk, wait_until_listening
-from service_process import ROOT, ServiceProcess, remove_state, run_id
+from service_process import REDIS_URL, ROOT, ServiceProcess, remove_state, run_id
 
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker, free_port
 
@@ -31,6 +33,7 @@ SECONDS = int(os.environ.get("BCS_BENCH_SECONDS", "4"))
 ROUNDS = int(os.environ.get("BCS_BENCH_ROUNDS", "2"))
 SIZES = (30, 1_000, 10_000)
 PIPELINE = "comprehensive"
+REFERENCE = "floor + read + log line"
 
 
 def wait_projected(service: ServiceProcess, batch_ids: list[str], within: float = 180.0) -> float:
@@ -83,7 +86,7 @@ def main() -> None:
     batches = {size: f"{run}-b{size}" for size in SIZES}
     broker = EmbeddedBroker.start(preferred_port=0)
     service: ServiceProcess | None = None
-    floor = None
+    floor = reference = None
     try:
         asyncio.run(create_topics(broker.bootstrap_servers))
         events = itertools.chain.from_iterable(
@@ -100,10 +103,21 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         floor_url = f"http://127.0.0.1:{floor_port}"
+        reference_port = free_port()
+        reference = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "floor_app.py"), str(reference_port), REDIS_URL],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        reference_url = f"http://127.0.0.1:{reference_port}"
         wait_until_listening(floor_url)
+        wait_until_listening(reference_url)
         targets = {f"{size:,}-essay batch": batch_id for size, batch_id in batches.items()}
         targets["unknown batch"] = f"{run}-never-seen"
-        run_wrk(floor_url, define_body("floor"), 1)  # warm both up before measuring
+        urls = {name: service.base_url for name in targets}
+        targets[REFERENCE], urls[REFERENCE] = "floor", reference_url
+        run_wrk(floor_url, define_body("floor"), 1)  # warm them up before measuring
+        run_wrk(reference_url, define_body("floor"), 1)
         run_wrk(service.base_url, define_body(batches[30]), 1)
         floor_figures = Figures()
         figures = {name: Figures() for name in targets}
@@ -111,7 +125,7 @@ def main() -> None:
             before = run_wrk(floor_url, define_body("floor"), SECONDS)
             floor_figures.runs.append(before)
             for name, batch_id in targets.items():
-                result = run_wrk(service.base_url, define_body(batch_id), SECONDS)
+                result = run_wrk(urls[name], define_body(batch_id), SECONDS)
                 after = run_wrk(floor_url, define_body("floor"), SECONDS)
                 floor_figures.runs.append(after)
                 figures[name].runs.append(result)
@@ -125,9 +139,10 @@ def main() -> None:
         small, big = figures["30-essay batch"], figures["10,000-essay batch"]
         print(f"  p99 10,000 / p99 30 essays: {big.p99 / small.p99:.2f}x  (medians of {ROUNDS})")
     finally:
-        if floor is not None:
-            floor.terminate()
-            floor.wait()
+        for app in (floor, reference):
+            if app is not None:
+                app.terminate()
+                app.wait()
         if service is not None:
             service.stop()
         broker.stop()
