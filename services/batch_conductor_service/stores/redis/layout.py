@@ -102,9 +102,9 @@ def score_time(score: float | str) -> datetime:
 NO_VALUE = b""
 
 
-def facts_fields(facts: BatchFacts, *, with_event_ids: bool) -> dict[str, Any]:
+def facts_fields(facts: BatchFacts, *, with_event_ids: bool) -> dict[str, str | bytes]:
     """The hash fields that spell the facts (not the version): to be added, never replaced."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, str | bytes] = {}
     for source, essays in facts.rosters.items():
         fields[ROSTER[source]] = NO_VALUE
         fields.update((f"{ROSTER[source]}:{essay}", NO_VALUE) for essay in essays)

@@ -361,7 +361,7 @@ class RedisBatchStateRepository:
         self,
         pipe: Pipe,
         keys: BatchKeys,
-        fields: dict[str, str],
+        fields: dict[str, str | bytes],
         scores: dict[str, int],
         *,
         version: int | None = None,
