@@ -106,18 +106,29 @@ def make_redis_client(
 
 _Call: TypeAlias = tuple[Sequence[str], Sequence[str | int]]  # a script call's keys and args
 
+# How many more turns of the event loop a round trip waits for readers to join it. A request's
+# way from its socket to its read spans several turns (Hypercorn reads it, Quart builds it, the
+# hooks run, the route reads the body), so requests that arrived together reach their reads over
+# several turns. Waiting for them lets one round trip serve them all: under wrk -c32, /define
+# went from about 0.54x of the floor app to 0.72x (docs/performance.md). A read alone waits
+# through as many idle turns, tens of microseconds.
+JOIN_TURNS = 6
+
 
 class SharedScriptCalls:
-    """One Lua script, called by many readers at once: the calls asked in one event-loop turn
-    go to Redis as one non-transactional redis-py pipeline of EVALSHAs, so redis-py's cost per
-    call (taking a pooled connection, its retry wrapper, its argument checks) and a round trip
-    are paid once per turn, not once per request. Each caller gets its own reply or its own
-    command's error; a pipeline that fails as a whole fails every call in it, as separate calls
-    on a failing connection would. A caller that gives up (a cancelled request) leaves the
-    others' calls unharmed."""
+    """One Lua script, called by many readers at once: the calls asked within a few turns of the
+    event loop (JOIN_TURNS) go to Redis as one non-transactional redis-py pipeline of EVALSHAs,
+    so redis-py's cost per call (taking a pooled connection, its retry wrapper, its argument
+    checks) and a round trip are paid once per such round, not once per request. Where system
+    calls are dear, a round trip costs more than the Python around it (on the machines measured
+    in docs/performance.md a bare redis-py GET takes about 80 us of CPU). Each caller gets its
+    own reply or its own command's error; a pipeline that fails as a whole fails every call in
+    it, as separate calls on a failing connection would. A caller that gives up (a cancelled
+    request) leaves the others' calls unharmed."""
 
-    def __init__(self, client: RedisClient, script: str) -> None:
+    def __init__(self, client: RedisClient, script: str, join_turns: int = JOIN_TURNS) -> None:
         self._client = client
+        self._join_turns = join_turns
         self._script = client.register_script(script)
         self._waiting: list[tuple[_Call, asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
@@ -125,7 +136,7 @@ class SharedScriptCalls:
     async def __call__(self, keys: Sequence[str], args: Sequence[str | int] = ()) -> Any:
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            # Starts on the loop's next turn, after every caller this turn woke has joined.
+            # Starts on the loop's next turn, then lets JOIN_TURNS more turns' callers join.
             task = loop.create_task(self._send())
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -134,6 +145,8 @@ class SharedScriptCalls:
         return await reply
 
     async def _send(self) -> None:
+        for _ in range(self._join_turns):
+            await asyncio.sleep(0)
         calls, self._waiting = self._waiting, []
         try:
             if len(calls) == 1:
