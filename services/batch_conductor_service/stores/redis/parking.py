@@ -71,7 +71,8 @@ class RedisEssayPlacement:
         self._prefix = key_prefix
         self._clock = clock
         self.lot = f"{key_prefix}:parked"
-        self._index = SharedScriptCalls(client, _INDEX_SCRIPT)
+        # Its calls are asked together, in one turn: no turn to wait for more.
+        self._index = SharedScriptCalls(client, _INDEX_SCRIPT, join_turns=0)
         self._cluster = client if isinstance(client, RedisCluster) else None
 
     def batches_key(self, essay_id: str) -> str:

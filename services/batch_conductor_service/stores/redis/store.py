@@ -1,5 +1,5 @@
-"""Batch state in Redis (layout.py): read with one script call (shared by the reads of one
-event-loop turn), written with WATCH/MULTI/EXEC.
+"""Batch state in Redis (layout.py): read with one script call (shared by the reads asked
+within a few turns of the event loop), written with WATCH/MULTI/EXEC.
 
 Every write takes one road: WATCH the batches' keys, read what the decision needs (one pipelined
 round trip, on any connection: a change after the WATCH aborts the EXEC whoever read it), decide
