@@ -271,35 +271,25 @@ async def seed_small_batches(repository: RedisBatchStateRepository, count: int) 
     return batches
 
 
+@pytest.mark.parametrize("turns_apart", [0, 1], ids=["asked-in-one-turn", "a-turn-apart"])
 async def test_reads_in_flight_together_share_one_round_trip_and_keep_their_own_answers(
-    metrics: BcsMetrics, key_prefix: str
+    metrics: BcsMetrics, key_prefix: str, turns_apart: int
 ) -> None:
+    # A turn apart, as requests that arrived together reach their reads.
     async with counting_redis() as counted:
         repository = make_redis_repository(counted, metrics, key_prefix)
-        batches = await seed_small_batches(repository, 20)
+        batches = await seed_small_batches(repository, 5)
         alone = [view(await repository.counts(batch)) for batch in batches]
-        CountingConnection.sends = 0
-        together = await asyncio.gather(*(repository.counts(batch) for batch in batches))
-        assert CountingConnection.sends == 1
-    assert [view(counts) for counts in together] == alone
-    assert [c.counts_for("nlp").roster_succeeded for c in together] == list(range(1, 21))
-
-
-async def test_reads_asked_over_a_few_turns_share_one_round_trip(
-    metrics: BcsMetrics, key_prefix: str
-) -> None:
-    # As requests that arrived together reach their reads: a turn or more apart.
-    async with counting_redis() as counted:
-        repository = make_redis_repository(counted, metrics, key_prefix)
-        batches = await seed_small_batches(repository, 4)
         CountingConnection.sends = 0
         readers = []
         for batch in batches:
             readers.append(asyncio.ensure_future(repository.counts(batch)))
-            await asyncio.sleep(0)
+            for _ in range(turns_apart):
+                await asyncio.sleep(0)
         together = await asyncio.gather(*readers)
         assert CountingConnection.sends == 1
-    assert [c.counts_for("nlp").roster_succeeded for c in together] == [1, 2, 3, 4]
+    assert [view(counts) for counts in together] == alone
+    assert [c.counts_for("nlp").roster_succeeded for c in together] == [1, 2, 3, 4, 5]
 
 
 async def test_shared_reads_load_the_script_again_after_redis_forgot_it(
