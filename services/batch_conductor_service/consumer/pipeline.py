@@ -156,7 +156,7 @@ class EventPipeline:
 
     def _seek_back(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
         """So that the same messages are fetched again, after the outage."""
-        for tp, offset in _first_offsets(records).items():
+        for tp, (offset, _) in _offset_spans(records).items():
             with contextlib.suppress(
                 IllegalStateError
             ):  # revoked meanwhile: its new owner reads it
@@ -353,7 +353,7 @@ class EventPipeline:
             )
 
     async def _commit(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
-        offsets = {tp: last + 1 for tp, last in _last_offsets(records).items()}
+        offsets = {tp: last + 1 for tp, (_, last) in _offset_spans(records).items()}
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -442,14 +442,6 @@ def _offset_spans(records: Sequence[Record]) -> dict[TopicPartition, tuple[int, 
         elif record.offset > span[1]:
             span[1] = record.offset
     return {TopicPartition(*tp): (first, last) for tp, (first, last) in spans.items()}
-
-
-def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    return {tp: first for tp, (first, _) in _offset_spans(records).items()}
-
-
-def _last_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    return {tp: last for tp, (_, last) in _offset_spans(records).items()}
 
 
 def offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:

@@ -126,9 +126,8 @@ class SharedScriptCalls:
     it, as separate calls on a failing connection would. A caller that gives up (a cancelled
     request) leaves the others' calls unharmed."""
 
-    def __init__(self, client: RedisClient, script: str, join_turns: int = JOIN_TURNS) -> None:
+    def __init__(self, client: RedisClient, script: str) -> None:
         self._client = client
-        self._join_turns = join_turns
         self._script = client.register_script(script)
         self._waiting: list[tuple[_Call, asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
@@ -145,7 +144,7 @@ class SharedScriptCalls:
         return await reply
 
     async def _send(self) -> None:
-        for _ in range(self._join_turns):
+        for _ in range(JOIN_TURNS):
             await asyncio.sleep(0)
         calls, self._waiting = self._waiting, []
         try:

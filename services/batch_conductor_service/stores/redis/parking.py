@@ -71,8 +71,7 @@ class RedisEssayPlacement:
         self._prefix = key_prefix
         self._clock = clock
         self.lot = f"{key_prefix}:parked"
-        # Its calls are asked together, in one turn: no turn to wait for more.
-        self._index = SharedScriptCalls(client, _INDEX_SCRIPT, join_turns=0)
+        self._index = SharedScriptCalls(client, _INDEX_SCRIPT)
         self._cluster = client if isinstance(client, RedisCluster) else None
 
     def batches_key(self, essay_id: str) -> str:
@@ -103,7 +102,7 @@ class RedisEssayPlacement:
             calls.append((keys, args))
 
         async def index() -> None:
-            # One round trip: the calls of one event-loop turn share a pipeline.
+            # One round trip: calls asked together share a pipeline.
             await asyncio.gather(*(self._index(keys, args) for keys, args in calls))
 
         if calls:
