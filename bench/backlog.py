@@ -2,7 +2,7 @@
 
 Each batch gets the three kinds of event a batch's first step produces: the registered roster,
 the ready roster, and one spellcheck result per essay. Values are the JSON the contracts
-describe (CONTRACTS.md 2.x), built from plain dicts so the bench does not depend on how the
+describe (docs/events.md), built from plain dicts so the bench does not depend on how the
 service parses them.
 """
 

@@ -1,4 +1,5 @@
-"""Builds event envelopes shaped exactly like the CONTRACTS.md examples, for any layer's tests."""
+"""Builds event envelopes shaped exactly like the platform's examples (docs/events.md), for any
+layer's tests."""
 
 import uuid
 from datetime import UTC, datetime

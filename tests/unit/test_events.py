@@ -1,4 +1,5 @@
-"""The event contracts accept CONTRACTS.md's examples, tolerate extras, reject what BCS needs."""
+"""The event contracts accept the platform's examples (docs/events.md), tolerate extras, reject
+what BCS needs."""
 
 from datetime import UTC, datetime
 from typing import Any

@@ -1,4 +1,4 @@
-"""Batch-level events of the Essay Lifecycle and Batch Orchestrator (CONTRACTS.md 2.4 to 2.6)."""
+"""Batch-level events of the Essay Lifecycle and Batch Orchestrator (docs/events.md)."""
 
 from typing import Annotated, Any
 

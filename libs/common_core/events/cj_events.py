@@ -1,4 +1,4 @@
-"""Comparative-judgement results per batch (CONTRACTS.md 2.2 and 2.3); `entity_ref` is the batch."""
+"""Comparative-judgement results per batch (docs/events.md); `entity_ref` is the batch."""
 
 from pydantic import Field
 

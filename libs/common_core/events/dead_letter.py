@@ -1,4 +1,4 @@
-"""What a service sends to `<topic>.DLQ` (CONTRACTS.md section 3): enough to replay by hand."""
+"""What a service sends to `<topic>.DLQ` (docs/events.md): enough to replay by hand."""
 
 import base64
 import binascii

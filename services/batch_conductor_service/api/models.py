@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (CONTRACTS.md section 1)."""
+"""Request and response bodies of the HTTP API (docs/api.md)."""
 
 from datetime import datetime
 from typing import Annotated, Any

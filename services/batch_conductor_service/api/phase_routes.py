@@ -1,5 +1,5 @@
 """POST /internal/v1/phases/complete: BOS reports a batch-level step outcome (current BOS;
-CONTRACTS.md section 1). 200 recorded, 400 bad body or unknown phase, 503
+docs/api.md). 200 recorded, 400 bad body or unknown phase, 503
 when the store cannot take it (the app's error mapping)."""
 
 from dishka import FromDishka

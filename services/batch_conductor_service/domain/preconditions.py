@@ -2,7 +2,8 @@
 
 The current platform refuses `ai_feedback`, `cj_assessment` and `nlp` unless
 `batch_metadata.prompt_attached` is truthy; the shipped pipelines file says so for those three.
-A request that sends no batch_metadata (the seed-era BOS) is not checked, as CONTRACTS.md asks.
+A request that sends no batch_metadata (the seed-era BOS) is not checked, as the API's contract
+asks (docs/design.md).
 Truthy as in Python, as the original tested it: "yes" passes, 0, "", null and false do not.
 """
 
