@@ -1,4 +1,4 @@
-"""Pieces shared by the event payloads (CONTRACTS.md section 2, "shared building blocks")."""
+"""Pieces shared by the event payloads (docs/events.md)."""
 
 import re
 from datetime import datetime
@@ -45,6 +45,9 @@ def _utc(moment: datetime) -> datetime:
         raise ValueError("is out of range once converted to UTC") from None
 
 
+# For the timestamps BCS compares or keeps (the envelope's, a dead-letter record's). A payload's
+# own timestamps are plain datetimes: their format is checked, but nothing reads them, and the
+# conversion is a Python call per field per event.
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Identifier = Annotated[
@@ -99,10 +102,10 @@ class EntityReference(ContractModel):
 
 class SystemMetadata(ContractModel):
     entity: EntityReference
-    timestamp: UtcDatetime | None = None
+    timestamp: datetime | None = None
     processing_stage: str | None = None
-    started_at: UtcDatetime | None = None
-    completed_at: UtcDatetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
     event: str | None = None
     error_info: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,4 +1,5 @@
-"""The current platform's payloads (commit 52468214; CONTRACTS.md 2.7, fixtures/huleedu/TOPICS.md).
+"""The current platform's payloads (commit 52468214; docs/events.md and
+tests/fixtures/huleedu/TOPICS.md).
 
 They differ from the seed era's mostly in shape: the entity reference is flattened into the
 payload (`entity_id`, `entity_type`, `parent_id`) and into the system metadata, CJ results list
@@ -6,6 +7,7 @@ essay ids in a processing summary instead of rankings, and spellcheck has a thin
 own. Only the fields BCS needs are required; the rest is read when present, never demanded.
 """
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
@@ -18,7 +20,6 @@ from common_core.events.building_blocks import (
     MaybeIdentifier,
     NonEmptyStr,
     StepName,
-    UtcDatetime,
 )
 
 
@@ -32,10 +33,10 @@ class FlatSystemMetadata(ContractModel):
     entity_id: Identifier
     entity_type: str | None = None
     parent_id: MaybeIdentifier = None
-    timestamp: UtcDatetime | None = None
+    timestamp: datetime | None = None
     processing_stage: str | None = None
-    started_at: UtcDatetime | None = None
-    completed_at: UtcDatetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
     event: str | None = None
     error_info: dict[str, Any] = Field(default_factory=dict)
 
@@ -69,7 +70,7 @@ class SpellcheckPhaseCompletedV1(ContractModel):
     # Any status is accepted; only `completed` and `failed` are terminal (ProcessingStatus).
     status: NonEmptyStr
     processing_duration_ms: int | None = None
-    timestamp: UtcDatetime | None = None
+    timestamp: datetime | None = None
     corrected_text_storage_id: str | None = None
     error_code: str | None = None
 

@@ -1,5 +1,6 @@
-"""Per-essay results (CONTRACTS.md 2.1)."""
+"""Per-essay results (docs/events.md)."""
 
+from datetime import datetime
 from typing import Any
 
 from common_core.events.building_blocks import (
@@ -7,14 +8,13 @@ from common_core.events.building_blocks import (
     EntityReference,
     NonEmptyStr,
     SystemMetadata,
-    UtcDatetime,
 )
 
 
 class SpellcheckResultDataV1(ContractModel):
     event_name: str | None = None
     entity_ref: EntityReference
-    timestamp: UtcDatetime | None = None
+    timestamp: datetime | None = None
     # Any status string is accepted; only two of them are terminal (see EssayStatus).
     status: NonEmptyStr
     system_metadata: SystemMetadata | None = None

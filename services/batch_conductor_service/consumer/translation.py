@@ -261,6 +261,8 @@ def _outcome(data: ELSBatchPhaseOutcomeV1 | ELSBatchPhaseOutcomeV2, env: _Envelo
 
 
 SEED, CURRENT = "seed-era", "current"
+# Every topic takes a seed-era and a current format, in that order.
+_Formats = tuple[_Format[Any], _Format[Any]]
 _REGISTERED = (
     _Format(SEED, BatchEssaysRegistered, has_paths("batch_id", "metadata.entity"), _registered),
     _Format(
@@ -330,7 +332,7 @@ _OUTCOME = (
     _Format(CURRENT, ELSBatchPhaseOutcomeV2, _status_case(upper=False), _outcome),
 )
 
-FORMATS_BY_TOPIC: dict[str, tuple[_Format[Any], ...]] = {
+FORMATS_BY_TOPIC: dict[str, _Formats] = {
     Topic.BATCH_ESSAYS_REGISTERED: _REGISTERED,
     Topic.BATCH_ESSAYS_READY: _READY,
     Topic.SPELLCHECK_COMPLETED: _SPELLCHECK,
@@ -387,15 +389,16 @@ def translate(topic: str, value: bytes | None, received_at: datetime, max_skew: 
 
 
 def _read_payload(
-    formats: Sequence[_Format[Any]],
+    formats: _Formats,
     payload: Mapping[str, Any],
     env: _Envelope,
     correlation_id: str | None,
 ) -> Said:
-    """The formats are tried in order of their claims (on a tie, seed era first) and the first
-    that validates reads it. When none does, the error is that of the format the payload came
-    closest to: the fewest validation errors, ties going to the stronger claim."""
-    ranked = sorted(formats, key=lambda fmt: -fmt.claim(payload))
+    """The two formats are tried in order of their claims (on a tie, seed era first) and the
+    first that validates reads it. When neither does, the error is that of the format the
+    payload came closest to: the fewest validation errors, ties going to the stronger claim."""
+    seed, current = formats
+    ranked = (current, seed) if current.claim(payload) > seed.claim(payload) else formats
     rejections: list[tuple[int, int, _Format[Any], ValidationError]] = []
     for rank, fmt in enumerate(ranked):
         try:
