@@ -1,10 +1,10 @@
-"""The HTTP request metrics every HuleEdu service exposes, and a Quart hook to record them."""
+"""The HTTP request metrics every HuleEdu service exposes, recorded from the app's request hooks."""
 
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from quart import Quart, Response, g, request
+from quart import Response, g, request
 
 # Methods a label may name; any other (clients may send any token) is counted as `other`, so a
 # client cannot create series at will.
@@ -34,12 +34,8 @@ class HttpMetrics:
         self._counted: dict[tuple[str, str, int], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
 
-    def instrument(self, app: Quart) -> None:
-        app.before_request(self._start_timer)
-        app.after_request(self._record)
-
-    # For an app that runs its own per-request work in one hook each side (each Quart hook
-    # costs an await and a lookup per request): call these from those hooks instead.
+    # Called from the app's own one hook each side (each Quart hook costs an await and a lookup
+    # per request), not installed as hooks of their own.
     def start_timer(self) -> None:
         g.http_metrics_started = time.perf_counter()
 
@@ -64,10 +60,3 @@ class HttpMetrics:
         seconds: float = time.perf_counter() - started
         timed.observe(seconds)
         return seconds
-
-    async def _start_timer(self) -> None:
-        self.start_timer()
-
-    async def _record(self, response: Response) -> Response:
-        self.record(response)
-        return response

@@ -41,7 +41,7 @@ class EssayPlacementProtocol(Protocol):
 
     The consumer orders its calls so that a roster and a result racing each other always meet:
     a roster's essays are indexed before the parked results are read, a result is parked before
-    the index is read again (consumer/placement.py)."""
+    the index is read again (consumer/pipeline.py, `_place`)."""
 
     async def index_rosters(self, rosters: Mapping[str, Collection[str]]) -> None:
         """Records, for each batch id, that its roster names these essays."""

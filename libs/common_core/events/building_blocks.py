@@ -55,10 +55,6 @@ Identifier = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_IDENTIFIER_LENGTH),
     AfterValidator(printable),
 ]
-OptionalIdentifier = (
-    Annotated[str, StringConstraints(max_length=MAX_IDENTIFIER_LENGTH), AfterValidator(printable)]
-    | None
-)
 
 
 def _blank_as_none(value: object) -> object:
@@ -90,14 +86,7 @@ class ContractModel(BaseModel):
 class EntityReference(ContractModel):
     entity_id: Identifier
     entity_type: str | None = None
-    parent_id: OptionalIdentifier = None
-
-    @property
-    def parent(self) -> str | None:
-        """The parent id, with blank treated as absent."""
-        if self.parent_id is None or not self.parent_id.strip():
-            return None
-        return self.parent_id.strip()
+    parent_id: MaybeIdentifier = None
 
 
 class SystemMetadata(ContractModel):

@@ -25,8 +25,8 @@ class SpellcheckResultDataV1(ContractModel):
     @property
     def batch_id(self) -> str | None:
         """`entity_ref.parent_id`, else `system_metadata.entity.parent_id`; None when neither."""
-        if self.entity_ref.parent is not None:
-            return self.entity_ref.parent
+        if self.entity_ref.parent_id is not None:
+            return self.entity_ref.parent_id
         if self.system_metadata is not None:
-            return self.system_metadata.entity.parent
+            return self.system_metadata.entity.parent_id
         return None

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from common_core.enums import BatchPhaseStatus
 
@@ -49,8 +50,9 @@ class StepOutcome:
         return (self.at, self.status.value) > (other.at, other.status.value)
 
 
-@dataclass(frozen=True, slots=True)
-class EssayResult:
+# One or more per consumed event: NamedTuples, immutable as frozen dataclasses are, are built in
+# half their time (a frozen dataclass sets each field through object.__setattr__).
+class EssayResult(NamedTuple):
     """One essay's terminal result of one step; a success outranks any failure."""
 
     essay_id: str
@@ -58,27 +60,44 @@ class EssayResult:
     succeeded: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BatchChange:
+class _ChangeFields(NamedTuple):
+    batch_id: str
+    occurred_at: datetime
+    event_id: str | None
+    roster: frozenset[str] | None
+    roster_source: RosterSource | None
+    essays: tuple[EssayResult, ...]
+    outcome_step: str | None
+    outcome: StepOutcome | None
+
+
+class BatchChange(_ChangeFields):
     """Everything one event (or one report over HTTP) says about one batch.
 
     `event_id` makes applying an event idempotent; a report over HTTP has none: repeating it
     is a no-op by the repeat rule alone (`merge`)."""
 
-    batch_id: str
-    occurred_at: datetime
-    event_id: str | None = None
-    roster: frozenset[str] | None = None
-    roster_source: RosterSource | None = None
-    essays: tuple[EssayResult, ...] = ()
-    outcome_step: str | None = None
-    outcome: StepOutcome | None = None
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if (self.roster is None) != (self.roster_source is None):
+    def __new__(
+        cls,
+        batch_id: str,
+        occurred_at: datetime,
+        event_id: str | None = None,
+        roster: frozenset[str] | None = None,
+        roster_source: RosterSource | None = None,
+        essays: tuple[EssayResult, ...] = (),
+        outcome_step: str | None = None,
+        outcome: StepOutcome | None = None,
+    ) -> "BatchChange":
+        if (roster is None) != (roster_source is None):
             raise ValueError("roster and roster_source go together")
-        if (self.outcome_step is None) != (self.outcome is None):
+        if (outcome_step is None) != (outcome is None):
             raise ValueError("outcome_step and outcome go together")
+        return tuple.__new__(
+            cls,
+            (batch_id, occurred_at, event_id, roster, roster_source, essays, outcome_step, outcome),
+        )
 
 
 @dataclass(frozen=True, slots=True)

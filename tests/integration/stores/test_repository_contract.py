@@ -1,7 +1,6 @@
 """One contract, run unchanged against every batch state repository."""
 
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 from batch_conductor_service.domain.batch_state import (
@@ -232,7 +231,7 @@ async def test_the_last_event_time_is_the_newest_applied_whatever_the_order(
     batch = new_batch()
     assert (await counts(store, batch)).last_event_at is None
     newest = outcome(batch, "spellcheck", BatchPhaseStatus.COMPLETED_SUCCESSFULLY, 5)
-    newest = replace(newest, occurred_at=newest.occurred_at + timedelta(microseconds=123457))
+    newest = newest._replace(occurred_at=newest.occurred_at + timedelta(microseconds=123457))
     await store.repository.apply(
         [essays(batch, "spellcheck", OK, "e1"), newest, roster(batch, RosterSource.READY, "e1")]
     )

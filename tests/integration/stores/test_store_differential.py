@@ -10,7 +10,7 @@ step. The memory store is the domain's merge itself, so every store answers what
 """
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ async def test_every_store_gives_the_same_answers_to_the_same_changes(
     # Fresh event ids per example: the stores outlive it (PostgreSQL keeps every id).
     renamed = {c.event_id: f"{batch}-{i}" for i, c in enumerate(pool)}
     pool = [
-        replace(c, batch_id=batch, event_id=None if c.event_id is None else renamed[c.event_id])
+        c._replace(batch_id=batch, event_id=None if c.event_id is None else renamed[c.event_id])
         for c in pool
     ]
     clock = ManualClock()

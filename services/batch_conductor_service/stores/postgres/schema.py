@@ -99,7 +99,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         5,
         """
-        -- Essay placement (stores/placement/postgres.py): which batches' rosters name an
+        -- Essay placement (stores/postgres/parking.py): which batches' rosters name an
         -- essay, and the results that named no batch, kept by essay until a roster does.
         CREATE TABLE {schema}.essay_placements (
             essay_id text NOT NULL,
