@@ -158,7 +158,7 @@ class _StdoutLogger:
 
 
 class _DropBelow:
-    """Drops a line under the configured level, first thing. Keeps the level, for logs_at."""
+    """Drops a line under the configured level, first thing."""
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
@@ -167,19 +167,6 @@ class _DropBelow:
         if _LEVELS.get(method_name, logging.INFO) < self.threshold:
             raise structlog.DropEvent
         return event_dict
-
-
-def logs_at(method_name: str) -> bool:
-    """Whether a line of this level (`debug`, `info`, ...) would be written now: False when the
-    level given to configure_logging drops it. A loop over many events asks once and skips
-    building lines nobody keeps (binding the context and calling the logger for a dropped
-    debug line cost about 5 us an event). Under structlog.testing.capture_logs, which swaps
-    the processors, every level is kept, as it is before configure_logging is called."""
-    processors = structlog.get_config()["processors"]
-    first = processors[0] if processors else None
-    if not isinstance(first, _DropBelow):
-        return True
-    return _LEVELS.get(method_name, logging.INFO) >= first.threshold
 
 
 _LEVELS = {

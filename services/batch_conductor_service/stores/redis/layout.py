@@ -257,33 +257,3 @@ def parse_count_reply(batch_id: str, reply: Any) -> CountReply:
         last_event_at=last_event_at,
     )
     return CountReply(counts, int(version), unparsed=unparsed + bad_outcomes)
-
-
-def parse_facts(
-    batch_id: str, fields: Iterable[str], scored: Iterable[tuple[Any, Any]]
-) -> tuple[BatchFacts, int]:
-    """A batch's hash fields and outcomes back into its facts, and how many did not parse."""
-    facts = BatchFacts(batch_id)
-    unparsed = 0
-    roster_of = {f"{name}:": source for source, name in ROSTER.items()}
-    for name in fields:
-        prefix = name[:4]
-        if prefix in roster_of:
-            facts.rosters.setdefault(roster_of[prefix], set()).add(name[4:])
-        elif name in ROSTER.values():
-            facts.rosters.setdefault(_roster_source(name), set())
-        elif name.startswith((SUCCEEDED, FAILED)):
-            step, separator, essay = name[2:].partition(SEPARATOR)
-            if not separator:
-                unparsed += 1
-                continue
-            target = facts.succeeded if name.startswith(SUCCEEDED) else facts.failed
-            target.setdefault(step, set()).add(essay)
-        elif name.startswith(EVENT_ID):
-            facts.event_ids.add(name[len(EVENT_ID) :])
-    facts.outcomes, facts.last_event_at, bad = parse_outcomes(scored)
-    return facts, unparsed + bad
-
-
-def _roster_source(marker: str) -> RosterSource:
-    return next(source for source, name in ROSTER.items() if name == marker)
