@@ -1,4 +1,5 @@
-"""HTTP load with wrk (Debian package `wrk`), two threads and 32 connections, over real sockets."""
+"""HTTP load with wrk (Debian package `wrk`), two threads and 32 connections by default, over real
+sockets."""
 
 import json
 import os
@@ -49,10 +50,10 @@ def wait_until_listening(base_url: str, within_seconds: float = 30.0) -> None:
     raise RuntimeError(f"{base_url} did not answer within {within_seconds}s")
 
 
-def run_wrk(base_url: str, body: dict[str, str], seconds: int) -> LoadResult:
-    wrk = require_wrk()
+def run_wrk(base_url: str, body: dict[str, str], seconds: int, connections: int = 32) -> LoadResult:
+    wrk = [require_wrk(), f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s"]
     output = subprocess.run(
-        [wrk, "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(SCRIPT), base_url],
+        [*wrk, "--latency", "-s", str(SCRIPT), base_url],
         env={**os.environ, "BENCH_BODY": json.dumps(body)},
         capture_output=True,
         text=True,

@@ -96,6 +96,15 @@ class ServiceProcess:
                 time.sleep(0.05)
         raise RuntimeError(f"bcs did not serve within {within_seconds}s: {self.log_tail()}")
 
+    def wait_until_logged(self, prefix: str, within_seconds: float = 60.0) -> None:
+        """Until a log line's event starts with `prefix` (aiokafka's "Joined group", say)."""
+        deadline = time.monotonic() + within_seconds
+        while time.monotonic() < deadline:
+            if any(str(line.get("event", "")).startswith(prefix) for line in self.log_lines()):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"bcs logged no {prefix!r} within {within_seconds}s")
+
     def define(self, batch_id: str, pipeline: str = "comprehensive") -> dict[str, Any]:
         body = json.dumps({"batch_id": batch_id, "requested_pipeline": pipeline}).encode()
         request = urllib.request.Request(

@@ -5,6 +5,7 @@ repository, in both orders and with replicas racing."""
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -202,6 +203,57 @@ async def test_redis_placement_keys_live_as_long_as_they_are_needed(
     await placement.park([result("e1")])
     assert 0 < await redis_client.ttl(placement.batches_key("e1")) <= TTL_SECONDS
     assert 0 < await redis_client.ttl(placement.parked_key("e1")) <= PARKED_TTL
+
+
+async def test_redis_indexes_a_fetch_of_rosters_in_rounds_and_an_essay_keeps_every_batch(
+    redis_client: Redis, key_prefix: str, metrics: BcsMetrics
+) -> None:
+    # A fetch's rosters can name 20,000 essays; built and packed in one piece they held the event
+    # loop, which the HTTP API shares, for about 100 ms. No turn builds more than a round's keys.
+    placement = RedisEssayPlacement(
+        redis_client,
+        redis_guard(metrics),
+        metrics,
+        ttl_seconds=TTL_SECONDS,
+        parked_ttl_seconds=PARKED_TTL,
+        max_parked=10,
+        key_prefix=key_prefix,
+    )
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    keyed_at: list[int] = []
+    batches_key = placement.batches_key
+
+    def counted(essay_id: str) -> str:
+        keyed_at.append(turns)
+        return batches_key(essay_id)
+
+    placement.batches_key = counted  # type: ignore[method-assign]
+    batches, essays = ids("batch", 60), ids("essay", 6000)
+    # Each batch names 200 essays, and each essay is named by two batches 30 apart: rounds of
+    # 2,000 essays put them in different rounds.
+    rosters = {b: essays[(n % 30) * 200 :][:200] for n, b in enumerate(batches)}
+    ticker = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    try:
+        await placement.index_rosters(rosters)
+    finally:
+        ticker.cancel()
+
+    assert max(Counter(keyed_at).values()) <= 2_000
+    placement.batches_key = batches_key
+    expected: dict[str, set[str]] = {}
+    for batch_id, named in rosters.items():
+        for essay_id in named:
+            expected.setdefault(essay_id, set()).add(batch_id)
+    assert await placement.batches_of(essays) == expected
+    assert all(len(found) == 2 for found in expected.values())
 
 
 def test_an_essays_keys_share_a_slot_of_their_own_not_the_batchs() -> None:

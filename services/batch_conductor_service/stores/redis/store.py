@@ -71,8 +71,9 @@ logger = get_logger(__name__)
 
 STORE = "redis"
 # A transaction holds at most about this many hash fields and members: one EXEC runs alone on
-# the server, and /define's reads wait behind it.
-MAX_MEMBERS_PER_TRANSACTION = 20_000
+# the server, and packing it is one piece of this process's event loop; /define's reads wait
+# behind both. At 20,000, a fetch of rosters held the loop for about 80 ms.
+MAX_MEMBERS_PER_TRANSACTION = 2_000
 # redis-py's pipelines are generic over the connection's reply type; nothing here depends on it.
 Pipe = Any
 
