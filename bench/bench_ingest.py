@@ -10,7 +10,8 @@ after the join, and the range over the runs follows it (a shared machine's Postg
 vary run to run).
 
     .venv/bin/python bench/bench_ingest.py      (needs Redis and PostgreSQL;
-        BCS_BENCH_INGEST_ROUNDS, 3 by default)
+        BCS_BENCH_INGEST_ROUNDS, 3 by default; BCS_BENCH_INGEST_BATCHES, 200 by default: more
+        makes the window after the join longer and a run steadier)
 """
 
 import asyncio
@@ -27,7 +28,7 @@ from service_process import ServiceProcess, remove_state, run_id
 
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker
 
-BATCHES = 200
+BATCHES = int(os.environ.get("BCS_BENCH_INGEST_BATCHES", "200"))
 ESSAYS = 100
 ROUNDS = int(os.environ.get("BCS_BENCH_INGEST_ROUNDS", "3"))
 
