@@ -5,7 +5,6 @@ repository, in both orders and with replicas racing."""
 import asyncio
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -34,6 +33,7 @@ from tests.integration.stores.conftest import (
 )
 from tests.support import event_factory as ev
 from tests.support.consumed_message import Message
+from tests.support.loop_turns import loop_turns
 from tests.support.recording_dlq import RecordingDlqProducer
 
 pytestmark = pytest.mark.integration
@@ -187,11 +187,9 @@ async def test_parked_results_expire_and_are_counted(
     assert metrics.registry.get_sample_value("bcs_unplaced_results_total", expired) == 1
 
 
-async def test_redis_placement_keys_live_as_long_as_they_are_needed(
-    redis_client: Redis, key_prefix: str, metrics: BcsMetrics
-) -> None:
-    placement = RedisEssayPlacement(
-        redis_client,
+def redis_placement(client: Redis, key_prefix: str, metrics: BcsMetrics) -> RedisEssayPlacement:
+    return RedisEssayPlacement(
+        client,
         redis_guard(metrics),
         metrics,
         ttl_seconds=TTL_SECONDS,
@@ -199,6 +197,12 @@ async def test_redis_placement_keys_live_as_long_as_they_are_needed(
         max_parked=10,
         key_prefix=key_prefix,
     )
+
+
+async def test_redis_placement_keys_live_as_long_as_they_are_needed(
+    redis_client: Redis, key_prefix: str, metrics: BcsMetrics
+) -> None:
+    placement = redis_placement(redis_client, key_prefix, metrics)
     await placement.index_rosters({"b1": ["e1"]})
     await placement.park([result("e1")])
     assert 0 < await redis_client.ttl(placement.batches_key("e1")) <= TTL_SECONDS
@@ -210,44 +214,19 @@ async def test_redis_indexes_a_fetch_of_rosters_in_rounds_and_an_essay_keeps_eve
 ) -> None:
     # A fetch's rosters can name 20,000 essays; built and packed in one piece they held the event
     # loop, which the HTTP API shares, for about 100 ms. No turn builds more than a round's keys.
-    placement = RedisEssayPlacement(
-        redis_client,
-        redis_guard(metrics),
-        metrics,
-        ttl_seconds=TTL_SECONDS,
-        parked_ttl_seconds=PARKED_TTL,
-        max_parked=10,
-        key_prefix=key_prefix,
-    )
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    keyed_at: list[int] = []
-    batches_key = placement.batches_key
-
-    def counted(essay_id: str) -> str:
-        keyed_at.append(turns)
-        return batches_key(essay_id)
-
-    placement.batches_key = counted  # type: ignore[method-assign]
+    placement = redis_placement(redis_client, key_prefix, metrics)
     batches, essays = ids("batch", 60), ids("essay", 6000)
     # Each batch names 200 essays, and each essay is named by two batches 30 apart: rounds of
     # 2,000 essays put them in different rounds.
     rosters = {b: essays[(n % 30) * 200 :][:200] for n, b in enumerate(batches)}
-    ticker = asyncio.create_task(count_turns())
-    await asyncio.sleep(0)
-    try:
+    batches_key = placement.batches_key
+    async with loop_turns() as turns:
+        placement.batches_key = turns.counting(batches_key)
         await placement.index_rosters(rosters)
-    finally:
-        ticker.cancel()
-
-    assert max(Counter(keyed_at).values()) <= 2_000
     placement.batches_key = batches_key
+
+    assert len(turns.calls_at) == 12_000
+    assert turns.most_calls_in_one_turn() <= 2_000
     expected: dict[str, set[str]] = {}
     for batch_id, named in rosters.items():
         for essay_id in named:

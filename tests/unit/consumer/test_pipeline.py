@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +37,7 @@ from tests.support import consumer_scenarios as scenario
 from tests.support import event_factory as ev
 from tests.support.consumed_message import Message, msg
 from tests.support.hypothesis_profiles import examples
+from tests.support.loop_turns import loop_turns
 from tests.support.pipeline_harness import (
     TTL_SECONDS,
     ManualClock,
@@ -1001,32 +1001,12 @@ async def test_a_large_fetch_is_translated_a_few_hundred_messages_a_turn(
 ) -> None:
     # The HTTP API shares the event loop: a fetch translated in one piece (about 30 ms for
     # 2,000 messages) would hold every /define and health check behind it.
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    seen_at: list[int] = []
-
-    def translate(*args: Any) -> Any:
-        seen_at.append(turns)
-        return real_translate(*args)
-
-    real_translate = pipeline_module.translate
-    monkeypatch.setattr(pipeline_module, "translate", translate)
     harness = memory_harness()
     records = [msg(SPELLCHECK, n, ev.spellcheck("b1", f"e{n}")) for n in range(450)]
-    ticker = asyncio.create_task(count_turns())
-    await asyncio.sleep(0)
-    try:
+    async with loop_turns() as turns:
+        monkeypatch.setattr(pipeline_module, "translate", turns.counting(pipeline_module.translate))
         await harness.handle(records)
-    finally:
-        ticker.cancel()
 
-    per_turn = Counter(seen_at)
-    assert sum(per_turn.values()) == 450
-    assert max(per_turn.values()) == pipeline_module.TRANSLATE_TURN
+    assert len(turns.calls_at) == 450
+    assert turns.most_calls_in_one_turn() == pipeline_module.TRANSLATE_TURN
     assert (await facts(harness, "b1")).succeeded == {"spellcheck": {f"e{n}" for n in range(450)}}
