@@ -396,18 +396,22 @@ def _read_payload(
 ) -> Said:
     """The two formats are tried in order of their claims (on a tie, seed era first) and the
     first that validates reads it. When neither does, the error is that of the format the
-    payload came closest to: the fewest validation errors, ties going to the stronger claim."""
+    payload claims more strongly: a seed-era result with one bad field is reported as that,
+    not as a current one missing half its fields. On equal claims, the fewer errors decide."""
     seed, current = formats
-    ranked = (current, seed) if current.claim(payload) > seed.claim(payload) else formats
-    rejections: list[tuple[int, int, _Format[Any], ValidationError]] = []
-    for rank, fmt in enumerate(ranked):
+    seed_claim, current_claim = seed.claim(payload), current.claim(payload)
+    ranked = (current, seed) if current_claim > seed_claim else formats
+    rejections: list[tuple[_Format[Any], ValidationError]] = []
+    for fmt in ranked:
         try:
             data = fmt.model.model_validate(payload)
         except ValidationError as exc:
-            rejections.append((exc.error_count(), rank, fmt, exc))
+            rejections.append((fmt, exc))
             continue
         return fmt.read(data, env)
-    _, _, closest, error = min(rejections, key=lambda item: (item[0], item[1]))
+    (closest, error), (other, other_error) = rejections
+    if seed_claim == current_claim and other_error.error_count() < error.error_count():
+        closest, error = other, other_error
     problems = [
         f"{p.field}: {p.message}" for p in field_problems(error, prefix="data.", root="data")
     ]

@@ -2,7 +2,7 @@
 place, or nothing), or an unprocessable error with its dead-letter reason.
 
 The tolerant reader: the payload decides its generation, every topic of a kind takes both, and
-what neither generation accepts is refused with the errors of the format it came closest to.
+what neither generation accepts is refused with the errors of the format it claims more strongly.
 The time rule: an event counts at its producer's stamp, a batch outcome at the earlier of that
 stamp and its arrival, and an event stamped further ahead than the allowed skew is refused.
 """
@@ -491,6 +491,19 @@ def test_a_payload_no_format_accepts_gets_the_errors_of_the_closest(
     assert caught.value.detail.startswith(closest)
     assert f"data.{field}" in caught.value.detail
     assert caught.value.correlation_id == fixture.at("correlation_id")
+
+
+def test_a_payload_with_bad_fields_of_its_own_format_is_reported_as_that_format() -> None:
+    # A seed-era spellcheck result with two fields of the wrong type has more errors as seed
+    # era (two) than as a current result (its `entity_id` missing): its own keys say which it
+    # is, and that is the format an operator must be told about.
+    fixture = hf.load(SEED_SPELLCHECK)
+    bad = _with_data(fixture.document, corrections_made="many", storage_metadata="none")
+    with pytest.raises(UnprocessableEventError) as caught:
+        read_fixture(fixture.topic, bad)
+    assert caught.value.detail.startswith("SpellcheckResultDataV1 (seed-era)")
+    assert "data.corrections_made" in caught.value.detail
+    assert "data.storage_metadata" in caught.value.detail
 
 
 def _known_fields(topic: str) -> set[str]:
