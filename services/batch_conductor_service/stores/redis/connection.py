@@ -5,7 +5,7 @@ key of a batch shares one hash tag, so each transaction or script stays in one c
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -102,6 +102,21 @@ def make_redis_client(
         retry=Retry(NoBackoff(), 1),
     )
     return Redis.from_pool(pool)
+
+
+def size_bounded(sizes: Mapping[str, int], cap: int, *, one_each: bool = False) -> list[list[str]]:
+    """The ids in order, in groups whose sizes add up to at most `cap` (an id larger than that
+    alone); with `one_each`, one id a group. redis-py's asyncio connections pack commands in
+    Python, so what one group's call packs is one piece of the event loop, which /define shares."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for key, key_size in sizes.items():
+        if groups[-1] and (one_each or size + key_size > cap):
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += key_size
+    return [group for group in groups if group]
 
 
 _Call: TypeAlias = tuple[Sequence[str], Sequence[str | int]]  # a script call's keys and args

@@ -25,7 +25,11 @@ from batch_conductor_service.stores.parking import (
     parking_health,
     parking_unknown,
 )
-from batch_conductor_service.stores.redis.connection import RedisClient, SharedScriptCalls
+from batch_conductor_service.stores.redis.connection import (
+    RedisClient,
+    SharedScriptCalls,
+    size_bounded,
+)
 from batch_conductor_service.stores.redis.layout import SEPARATOR, hash_tag
 
 # KEYS: essays' batch sets, grouped by the batches they get. ARGV: the TTL, then per group the
@@ -86,16 +90,9 @@ class RedisEssayPlacement:
         # fetch's rosters can name 20,000 essays, and building and packing their calls in one
         # piece held the event loop (every /define waiting behind it) for about 100 ms. An
         # essay in rosters of two rounds is added to in both: SADD only adds.
-        part: dict[str, Collection[str]] = {}
-        size = 0
-        for batch_id, essay_ids in rosters.items():
-            part[batch_id] = essay_ids
-            size += len(essay_ids)
-            if size >= _ESSAYS_PER_ROUND:
-                await self._index_round(part)
-                part, size = {}, 0
-        if part:
-            await self._index_round(part)
+        sizes = {batch_id: len(essay_ids) for batch_id, essay_ids in rosters.items()}
+        for part in size_bounded(sizes, _ESSAYS_PER_ROUND):
+            await self._index_round({batch_id: rosters[batch_id] for batch_id in part})
 
     async def _index_round(self, rosters: Mapping[str, Collection[str]]) -> None:
         by_essay: dict[str, set[str]] = {}

@@ -49,6 +49,7 @@ from batch_conductor_service.stores.redis.connection import (
     RedisClient,
     SharedScriptCalls,
     read_eviction_policy,
+    size_bounded,
 )
 from batch_conductor_service.stores.redis.layout import (
     COUNT_SCRIPT,
@@ -285,21 +286,13 @@ class RedisBatchStateRepository:
         """Writes the batches in parts side by side: a part is one batch on a cluster, else as
         many batches as fit a transaction. Every part finishes before a failure is raised, an
         outage ahead of anything else, so no write is left running when the call fails."""
-        parts: list[list[str]] = [[]]
-        size = 0
-        for batch_id, batch_size in sizes.items():
-            full = size + batch_size > MAX_MEMBERS_PER_TRANSACTION
-            if parts[-1] and (self._one_slot_per_batch or full):
-                parts.append([])
-                size = 0
-            parts[-1].append(batch_id)
-            size += batch_size
+        parts = size_bounded(sizes, MAX_MEMBERS_PER_TRANSACTION, one_each=self._one_slot_per_batch)
 
         async def limited(part: list[str]) -> None:
             async with self._writes:
                 await self._guard.run("apply", lambda: write(part))
 
-        done = await asyncio.gather(*(limited(p) for p in parts if p), return_exceptions=True)
+        done = await asyncio.gather(*(limited(p) for p in parts), return_exceptions=True)
         failures = [d for d in done if isinstance(d, BaseException)]
         if failures:
             outages = [f for f in failures if isinstance(f, StateStoreUnavailableError)]
