@@ -4,7 +4,6 @@ dead-letter topic. Implementations live in stores/ and dead_letter/, wired in wi
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
-from batch_conductor_service.domain.batch_report import StepReport
 from batch_conductor_service.domain.batch_state import (
     ApplyResult,
     BatchChange,
@@ -75,9 +74,9 @@ class PipelineResolutionServiceProtocol(Protocol):
         requires is missing or falsy in batch_metadata) or StateStoreUnavailableError."""
         ...
 
-    async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[StepReport, ...]] | None:
-        """What the batch's state says of each step; None for a batch the store holds
-        nothing of. Raises StateStoreUnavailableError like `resolve`."""
+    async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[str, ...]] | None:
+        """The batch's counts and the steps to report of it; None for a batch the store
+        holds nothing of. Raises StateStoreUnavailableError like `resolve`."""
         ...
 
 

@@ -3,7 +3,6 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from batch_conductor_service.domain.batch_report import StepReport, report_steps
 from batch_conductor_service.domain.batch_state import BatchCounts
 from batch_conductor_service.domain.preconditions import (
     PreconditionFailedError,
@@ -71,11 +70,15 @@ class PipelineResolutionService:
             self._pruned_counter(pruned.step).inc()
         return resolution
 
-    async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[StepReport, ...]] | None:
-        """The same single read /define makes; None for a batch the store holds nothing of."""
+    async def inspect(self, batch_id: str) -> tuple[BatchCounts, tuple[str, ...]] | None:
+        """The same single read /define makes, and the steps to report: the graph's in order,
+        then any the batch has facts of that the graph lacks. None for a batch the store holds
+        nothing of (never seen, or expired)."""
         counts = await self._repository.counts(batch_id)
-        steps = report_steps(self._graph, counts)
-        return None if steps is None else (counts, steps)
+        if counts.is_empty:
+            return None
+        recorded = {*counts.steps, *counts.latest} - set(self._graph.order)
+        return counts, (*self._graph.order, *sorted(recorded))
 
     def _pruned_counter(self, step: str) -> Counter:
         counter = self._pruned.get(step)

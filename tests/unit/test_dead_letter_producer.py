@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from batch_conductor_service.dead_letter.producer import KafkaDlqProducer
-from batch_conductor_service.dead_letter.replay_origin import (
+from batch_conductor_service.dead_letter.replay import (
     REPLAY_HEADER,
     replay_header,
     replayed_from,

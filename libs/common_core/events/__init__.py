@@ -1,18 +1,12 @@
 """The platform's event contracts: the envelope, the payloads BCS consumes (both generations of
 the platform) and the dead-letter record."""
 
-from common_core.events.batch_events import (
-    BatchEssaysReady,
-    BatchEssaysRegistered,
-    ELSBatchPhaseOutcomeV1,
-)
 from common_core.events.building_blocks import (
     ContractModel,
     EntityReference,
     EssayProcessingInputRef,
     SystemMetadata,
 )
-from common_core.events.cj_events import CJAssessmentCompletedV1, CJAssessmentFailedV1, CJRanking
 from common_core.events.current_events import (
     BatchEssaysReadyV2,
     BatchEssaysRegisteredV2,
@@ -24,7 +18,15 @@ from common_core.events.current_events import (
 )
 from common_core.events.dead_letter import DeadLetterReason, DeadLetterRecord
 from common_core.events.envelope import EventEnvelope, RawEventEnvelope
-from common_core.events.essay_events import SpellcheckResultDataV1
+from common_core.events.seed_events import (
+    BatchEssaysReady,
+    BatchEssaysRegistered,
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJRanking,
+    ELSBatchPhaseOutcomeV1,
+    SpellcheckResultDataV1,
+)
 
 __all__ = [
     "BatchEssaysReady",

@@ -5,8 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
-from batch_conductor_service.domain.batch_report import StepReport
-from batch_conductor_service.domain.batch_state import BatchCounts
+from batch_conductor_service.domain.batch_state import BatchCounts, step_completion
 from batch_conductor_service.domain.resolution_rules import Resolution
 from common_core.events.building_blocks import Identifier, StepName, printable
 
@@ -104,17 +103,19 @@ class StepStateModel(BaseModel):
     reason: str = Field(description="The evidence /define gives for pruning it, or not.")
 
     @classmethod
-    def from_report(cls, step: StepReport) -> "StepStateModel":
-        outcome = step.latest_batch_outcome
+    def of(cls, step: str, counts: BatchCounts) -> "StepStateModel":
+        """With the completion rule /define applies, so the two never disagree."""
+        completion = step_completion(step, counts)
+        essays, outcome = counts.counts_for(step), counts.latest.get(step)
         return cls(
-            step=step.step,
-            essays_succeeded=step.essays_succeeded,
-            essays_failed=step.essays_failed,
+            step=step,
+            essays_succeeded=essays.succeeded,
+            essays_failed=essays.failed,
             latest_batch_outcome=None
             if outcome is None
             else BatchOutcomeModel(status=outcome.status.value, occurred_at=outcome.at),
-            complete=step.complete,
-            reason=step.reason,
+            complete=completion.complete,
+            reason=completion.reason,
         )
 
 
@@ -128,9 +129,7 @@ class BatchInspectionResponse(BaseModel):
     )
 
     @classmethod
-    def from_report(
-        cls, counts: BatchCounts, steps: tuple[StepReport, ...]
-    ) -> "BatchInspectionResponse":
+    def from_report(cls, counts: BatchCounts, steps: tuple[str, ...]) -> "BatchInspectionResponse":
         roster = (
             None
             if counts.roster_size is None or counts.roster_source is None
@@ -139,6 +138,6 @@ class BatchInspectionResponse(BaseModel):
         return cls(
             batch_id=counts.batch_id,
             roster=roster,
-            steps=[StepStateModel.from_report(step) for step in steps],
+            steps=[StepStateModel.of(step, counts) for step in steps],
             last_event_at=counts.last_event_at,
         )

@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -12,7 +13,6 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from batch_conductor_service import SERVICE_NAME
-from batch_conductor_service.cli.heap import settle_startup_heap
 from batch_conductor_service.domain.step_graph import PipelineConfigError
 from batch_conductor_service.errors import StartupError
 from batch_conductor_service.health import Serving
@@ -55,6 +55,15 @@ def bind_listener(settings: Settings) -> socket.socket:
             f"cannot listen on {host}:{port} (BCS_HTTP_HOST, BCS_HTTP_PORT): {exc.strerror}"
         ) from None
     return sock
+
+
+def settle_startup_heap() -> None:
+    """What start-up built (modules, settings, models, clients, the step graph) lives as long as
+    the process. Frozen out of the collector's sight, a full collection under load scans only
+    what requests and events made: those passes over the whole heap were the p99 of /define
+    (54 -> 12 ms under wrk, and 357 -> 318 us of CPU a request)."""
+    gc.collect()
+    gc.freeze()
 
 
 def hypercorn_config(settings: Settings, listener: socket.socket) -> Config:

@@ -42,7 +42,7 @@ from common_core.events import (
     SpellcheckResultDataV1,
 )
 from common_core.topics import CurrentTopic, Topic
-from common_core.validation_errors import describe_problems, field_problems
+from common_core.validation_errors import describe_problems
 from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier, carrier_from_metadata
 
 # The steps events name themselves rather than in their payload: pipelines.yaml must define
@@ -412,11 +412,9 @@ def _read_payload(
     (closest, error), (other, other_error) = rejections
     if seed_claim == current_claim and other_error.error_count() < error.error_count():
         closest, error = other, other_error
-    problems = [
-        f"{p.field}: {p.message}" for p in field_problems(error, prefix="data.", root="data")
-    ]
+    problems = describe_problems(error, prefix="data.", root="data", limit=10)
     raise UnprocessableEventError(
         DeadLetterReason.SCHEMA_VALIDATION_FAILED,
-        f"{closest.model.__name__} ({closest.generation}): {'; '.join(problems[:10])}",
+        f"{closest.model.__name__} ({closest.generation}): {problems}",
         correlation_id,
     )

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from batch_conductor_service.dead_letter.bounded_record import bounded_record
-from batch_conductor_service.dead_letter.replay_origin import replayed_from
+from batch_conductor_service.dead_letter.replay import replayed_from
 from batch_conductor_service.errors import DeadLetterUnavailableError
 from common_core.topics import dlq_topic
 from huleedu_service_libs.log_bounds import clip

@@ -131,10 +131,6 @@ class BatchFacts:
     event_ids: set[str] = field(default_factory=set)
     last_event_at: datetime | None = None
 
-    @property
-    def is_empty(self) -> bool:
-        return self.last_event_at is None and not (self.rosters or self.outcomes or self.event_ids)
-
     def latest_outcomes(self) -> dict[str, StepOutcome]:
         return latest_outcomes(self.outcomes.items())
 

@@ -2,7 +2,7 @@
 
 import gc
 
-from batch_conductor_service.cli.heap import settle_startup_heap
+from batch_conductor_service.cli.serve import settle_startup_heap
 
 
 def _tracked(obj: object) -> bool:
