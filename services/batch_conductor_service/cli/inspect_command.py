@@ -7,13 +7,12 @@ import json
 import sys
 import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime
 from typing import Any
 
 from batch_conductor_service.cli.targets import (
     TargetUnknownError,
-    internal_api_headers,
+    call_service,
     service_url,
 )
 from batch_conductor_service.wiring.settings import SettingsError
@@ -33,20 +32,11 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run_inspect)
 
 
-def fetch_batch(base_url: str, batch_id: str) -> tuple[int, dict[str, Any]]:
-    url = f"{base_url}/internal/v1/batches/{urllib.parse.quote(batch_id, safe='')}"
-    request = urllib.request.Request(url, headers=internal_api_headers())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
 def run_inspect(args: argparse.Namespace) -> int:
     try:
         base_url = service_url(args.url)
-        status, body = fetch_batch(base_url, args.batch_id)
+        url = f"{base_url}/internal/v1/batches/{urllib.parse.quote(args.batch_id, safe='')}"
+        status, body = call_service(url)
     except (SettingsError, TargetUnknownError) as exc:
         print(f"bcs: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,11 @@ BCS_* setting, else the broker and service a running `bcs-dev` started, else the
 A dev state file that is there but not believable (dev/state.py) is never passed over for the
 defaults: the command stops and says what to name instead."""
 
+import json
 import os
+import urllib.error
+import urllib.request
+from typing import Any
 
 from batch_conductor_service.dev.settings import load_dev_settings
 from batch_conductor_service.dev.state import DevRunState, UntrustedDevStateError
@@ -68,3 +72,15 @@ def internal_api_headers() -> dict[str, str]:
         # which is what the service compares.
         headers["X-Internal-API-Key"] = key.encode("utf-8").decode("latin-1")
     return headers
+
+
+def call_service(url: str, body: object = None, timeout_seconds: float = 10) -> tuple[int, Any]:
+    """The service's status and JSON answer, an error's included; a POST when `body` is given."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **internal_api_headers()}
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")

@@ -1,10 +1,9 @@
 """Whether the service can store events, from its /healthz: the demo waits for its events to be
 consumed, and a service whose store is down would keep it waiting without a word."""
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
+
+from batch_conductor_service.cli.targets import call_service
 
 # The /healthz checks of the stores batch state is written to (stores/*: `health_name`).
 STORE_CHECKS = ("repository", "redis", "postgresql")
@@ -12,18 +11,6 @@ STORE_CHECKS = ("repository", "redis", "postgresql")
 
 class StoreOutageError(Exception):
     """The service's store is down: what it consumes cannot be stored until it is back."""
-
-
-def read_health(base_url: str, timeout_seconds: float = 10) -> dict[str, Any]:
-    """The /healthz answer, which comes with 503 as with 200."""
-    request = urllib.request.Request(f"{base_url}/healthz")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
-            body = response.read()
-    except urllib.error.HTTPError as error:
-        body = error.read()
-    answer: dict[str, Any] = json.loads(body)
-    return answer
 
 
 def store_outage(health: dict[str, Any]) -> str | None:
@@ -53,3 +40,9 @@ def raise_if_store_down(health: dict[str, Any], base_url: str) -> None:
         raise StoreOutageError(
             f"the service cannot store events: its store is down: {outage}; see {base_url}/healthz"
         )
+
+
+def read_health(base_url: str) -> dict[str, Any]:
+    """The /healthz answer, which comes with 503 as with 200."""
+    health: dict[str, Any] = call_service(f"{base_url}/healthz")[1]
+    return health
