@@ -4,8 +4,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -15,7 +13,6 @@ from structlog.typing import EventDict
 from huleedu_service_libs.log_rate_limit import RepeatLimiter, log_suppressed
 from huleedu_service_libs.trace_context import current_trace_ids
 
-CORRELATION_ID_KEY = "correlation_id"
 # Off until tracing starts (include_trace_ids): without it no span is ever current, and a line
 # should not pay for looking.
 _trace_ids_wanted = False
@@ -41,14 +38,6 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
     """JSON lines on stdout. Our own lines are rendered by structlog and written directly; the
     stdlib loggers (hypercorn, aiokafka) go through a logging handler with the same processors,
     so every line has the same fields. A line below `level` is dropped before anything else."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    if service_name:
-        shared.append(_add_service(service_name))
-    shared.append(_foreign_trace_ids)
     structlog.configure(
         processors=[
             _DropBelow(logging.getLevelName(level.upper())),
@@ -60,14 +49,14 @@ def configure_logging(level: str = "INFO", service_name: str | None = None) -> N
         ],
         # Not through the stdlib's LogRecord and handler machinery: that was most of the cost
         # of a line, and a request logs two.
-        logger_factory=_StdoutLoggerFactory(),
+        logger_factory=_StdoutLogger,
         # Every level passes the wrapper; _DropBelow drops what is under `level` first thing, and
         # structlog.testing.capture_logs (which swaps the processors) still sees every line.
         wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        foreign_pre_chain=[_LineFields(service_name), structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -144,7 +133,7 @@ class _CurrentStdout:
 class _StdoutLogger:
     """Hands each rendered line to the writer."""
 
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self.name = name
 
     def msg(self, message: str) -> None:
@@ -191,8 +180,8 @@ class _LineFields:
 
     def __init__(self, service_name: str | None) -> None:
         self.service_name = service_name
-        self._second = -1
-        self._second_text = ""
+        # One tuple, replaced whole: the stdlib's lines (exporter threads) stamp here too.
+        self._second: tuple[int, str] = (-1, "")
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         event_dict = structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
@@ -211,29 +200,11 @@ class _LineFields:
         """ISO 8601 in UTC with microseconds. The part to the second changes once a second, so
         it is formatted once a second."""
         second = int(now)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int((now - second) * 1_000_000):06d}Z"
-
-
-class _StdoutLoggerFactory:
-    def __call__(self, *args: Any) -> _StdoutLogger:
-        return _StdoutLogger(args[0] if args else None)
-
-
-def _add_service(name: str) -> Any:
-    def processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        event_dict.setdefault("service", name)
-        return event_dict
-
-    return processor
-
-
-def _foreign_trace_ids(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    if _trace_ids_wanted:
-        _add_trace_ids(event_dict)
-    return event_dict
+        cached, text = self._second
+        if second != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
@@ -241,21 +212,6 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     return logger
 
 
-@contextmanager
-def bound_context(**values: Any) -> Iterator[None]:
-    """Binds values (such as the correlation id) to every log line inside the block."""
-    with structlog.contextvars.bound_contextvars(**values):
-        yield
-
-
 def bind_log_context(**values: Any) -> None:
     """Binds values to every later log line of this task (a request), until cleared."""
     structlog.contextvars.bind_contextvars(**values)
-
-
-def bind_correlation_id(correlation_id: str) -> None:
-    structlog.contextvars.bind_contextvars(**{CORRELATION_ID_KEY: correlation_id})
-
-
-def clear_log_context() -> None:
-    structlog.contextvars.clear_contextvars()

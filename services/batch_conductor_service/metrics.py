@@ -2,7 +2,6 @@
 
 import platform
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,10 +16,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from batch_conductor_service import service_version
 from common_core.events.dead_letter import DeadLetterReason
 from huleedu_service_libs.http_metrics import HttpMetrics
-
-DISTRIBUTION = "huleedu-batch-conductor-service"
 
 # The label values known before their first event, exported at zero from start-up: a rule's
 # rate() or increase() then counts the first event, and the dashboard shows the series at all.
@@ -258,13 +256,6 @@ class BcsMetrics:
     ) -> None:
         """Exports the consumer's state as /healthz sees it, read at each scrape."""
         self.registry.register(_ConsumerStateCollector(read_state, tuple(states)))
-
-
-def service_version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 class _ConsumerStateCollector(Collector):

@@ -5,11 +5,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from huleedu_service_libs import logging_utils
-from huleedu_service_libs.logging_utils import bound_context, configure_logging, get_logger
+from huleedu_service_libs.logging_utils import configure_logging, get_logger
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -24,7 +25,7 @@ def test_a_line_carries_context_level_time_service_and_logger(
     configure_logging("INFO", "bcs")
     capsys.readouterr()
     before = datetime.now(UTC)
-    with bound_context(correlation_id="corr-1"):
+    with structlog.contextvars.bound_contextvars(correlation_id="corr-1"):
         getattr(get_logger("bcs.test"), method)("something_happened", batch_id="b1")
     after = datetime.now(UTC)
     [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]

@@ -5,7 +5,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from quart.typing import TestClientProtocol as Client
 
-from batch_conductor_service.metrics import DISTRIBUTION, BcsMetrics
+from batch_conductor_service.metrics import BcsMetrics
 from tests.unit.conftest import AppFactory
 from tests.unit.test_observability_files import selected_but_absent
 
@@ -60,7 +60,8 @@ async def test_the_standard_collectors_and_the_build_are_on_the_services_registr
     body = await metrics_at_start_up(make_app)
     for family in ("process_cpu_seconds_total", "python_info", "python_gc_collections_total"):
         assert f"\n{family}" in body, family
-    labels = f'python_version="{platform.python_version()}",version="{version(DISTRIBUTION)}"'
+    installed = version("huleedu-batch-conductor-service")
+    labels = f'python_version="{platform.python_version()}",version="{installed}"'
     assert f"bcs_build_info{{{labels}}} 1.0" in body
     # Not the process-wide default registry: each app (and test) has its own.
     assert "bcs_build" not in {family.name for family in prometheus_client.REGISTRY.collect()}

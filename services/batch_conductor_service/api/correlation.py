@@ -9,7 +9,7 @@ calls it with the body's value, anything else (the response hook, an error handl
 from quart import g, request
 
 from huleedu_service_libs.correlation import new_correlation_id, usable_correlation_id
-from huleedu_service_libs.logging_utils import bind_correlation_id, get_logger
+from huleedu_service_libs.logging_utils import bind_log_context, get_logger
 
 CORRELATION_HEADER = "X-Correlation-ID"
 logger = get_logger(__name__)
@@ -29,5 +29,5 @@ def adopt_correlation_id(from_body: object = None) -> str:
         chosen = usable_correlation_id(supplied[0]) if supplied else None
     adopted = chosen or new_correlation_id()
     g.correlation_id = adopted
-    bind_correlation_id(adopted)
+    bind_log_context(correlation_id=adopted)
     return adopted

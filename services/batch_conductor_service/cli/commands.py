@@ -1,9 +1,8 @@
 """The argument parser of `bcs`: `--help` and `--version` answer without starting anything."""
 
 import argparse
-from importlib.metadata import PackageNotFoundError, version
 
-DISTRIBUTION = "huleedu-batch-conductor-service"
+from batch_conductor_service import service_version
 
 DESCRIPTION = """\
 Batch Conductor Service. With no command it serves the HTTP API and consumes the processing
@@ -17,13 +16,6 @@ examples:
   bcs dlq replay huleedu.essay.spellcheck.completed.v1 --reason invalid_json --dry-run"""
 
 
-def installed_version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: each subcommand module registers its own arguments and entry point.
     from batch_conductor_service.cli import dlq_commands, inspect_command
@@ -34,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
     # No subcommand: run the service. Each subcommand sets its own `run`.
     parser.set_defaults(run=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

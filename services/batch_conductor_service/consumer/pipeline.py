@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -22,9 +22,10 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 
 from batch_conductor_service.consumer.tracing import (
     UNTRACED,
-    EventTracing,
     FetchSpans,
+    Record,
     message_trace,
+    start_spans,
 )
 from batch_conductor_service.consumer.translation import (
     Event,
@@ -41,7 +42,7 @@ from batch_conductor_service.protocols import (
 )
 from common_core.events import DeadLetterReason
 from huleedu_service_libs.log_bounds import clip, clip_error, clip_id
-from huleedu_service_libs.logging_utils import bound_context, get_logger
+from huleedu_service_libs.logging_utils import get_logger
 from huleedu_service_libs.trace_context import NO_TRACE, TraceCarrier, normalised
 
 logger = get_logger(__name__)
@@ -51,21 +52,6 @@ OUTAGES = (StateStoreUnavailableError, DeadLetterUnavailableError)
 # Messages translated in one turn of the event loop: a 2,000-message fetch is about 30 ms of
 # translation, which in one piece would hold every /define and health check waiting behind it.
 TRANSLATE_TURN = 100
-
-
-class Record(Protocol):
-    """What the pipeline reads of a consumed message (an aiokafka ConsumerRecord)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 class Item(NamedTuple):
@@ -114,7 +100,7 @@ class EventPipeline:
         self._max_skew = timedelta(seconds=max_clock_skew_seconds)
         self._poll_timeout_ms = poll_timeout_ms
         self._clock = clock
-        self._tracing = EventTracing(tracer)
+        self._tracer = tracer
 
     async def consume_once(self, consumer: AIOKafkaConsumer) -> int:
         """One fetch, stored and committed; returns how many messages it held. Raises an
@@ -165,14 +151,17 @@ class EventPipeline:
                 IllegalStateError
             ):  # revoked meanwhile: its new owner reads it
                 consumer.seek(tp, offset)
-        self._count(records, "retried")
+        self._count_each((record.topic, "retried") for record in records)
 
     async def handle(self, records: Sequence[Record]) -> None:
         """Everything but reading and committing. Raises an outage, or an error nobody
         foresaw (the loop then handles the fetch message by message)."""
         started = self._clock()
         events, dead = await self._translate(records, started)
-        spans = self._tracing.start(records, events, dead) if self._tracing.enabled else UNTRACED
+        spans = UNTRACED
+        if self._tracer is not None:
+            traces = {id(d.record): d.trace for d in dead}
+            spans = start_spans(self._tracer, records, events, traces)
         outcome_of: dict[int, str] = {}
         failure: BaseException | None = None
         try:
@@ -348,15 +337,15 @@ class EventPipeline:
             return
         self._metrics.dlq_records.labels(record.topic, dead.reason.value).inc()
         self._metrics.events_processed.labels(record.topic, "dead_lettered").inc()
-        with bound_context(correlation_id=clip_id(dead.correlation_id)):
-            logger.warning(
-                "event_dead_lettered",
-                reason=dead.reason.value,
-                error=clip(dead.error),
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
+        logger.warning(
+            "event_dead_lettered",
+            correlation_id=clip_id(dead.correlation_id),
+            reason=dead.reason.value,
+            error=clip(dead.error),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
     async def _commit(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
         offsets = {tp: last + 1 for tp, (_, last) in _offset_spans(records).items()}
@@ -412,9 +401,6 @@ class EventPipeline:
             event_ids=_some(e.event_id for _, e in events),
         )
         return outcome_of
-
-    def _count(self, records: Sequence[Record], outcome: str) -> None:
-        self._count_each((record.topic, outcome) for record in records)
 
     def _count_each(self, topic_outcomes: Iterable[tuple[str, str]]) -> None:
         """events_processed, one increment per topic and outcome: a label lookup costs more

@@ -24,6 +24,7 @@ from opentelemetry.trace import (
     use_span,
 )
 
+from batch_conductor_service.consumer.translation import Event
 from huleedu_service_libs.trace_context import (
     NO_TRACE,
     TraceCarrier,
@@ -33,7 +34,9 @@ from huleedu_service_libs.trace_context import (
 )
 
 
-class TracedRecord(Protocol):
+class Record(Protocol):
+    """What the consumer reads of a consumed message (an aiokafka ConsumerRecord)."""
+
     @property
     def topic(self) -> str: ...
     @property
@@ -41,32 +44,12 @@ class TracedRecord(Protocol):
     @property
     def offset(self) -> int: ...
     @property
+    def value(self) -> bytes | None: ...
+    @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class TranslatedMessage(Protocol):
-    """What a message's span names of it, once translated (translation.Event)."""
-
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def correlation_id(self) -> str | None: ...
-    @property
-    def batch_id(self) -> str | None: ...
-    @property
-    def trace(self) -> TraceCarrier: ...
-
-
-class UntranslatedMessage(Protocol):
-    """A message the translation refused (pipeline.Dead)."""
-
-    @property
-    def record(self) -> TracedRecord: ...
-    @property
-    def trace(self) -> TraceCarrier: ...
-
-
-def message_trace(record: TracedRecord, from_envelope: TraceCarrier) -> TraceCarrier:
+def message_trace(record: Record, from_envelope: TraceCarrier) -> TraceCarrier:
     """The context a message carries: its envelope's, else its Kafka headers'."""
     return from_envelope or carrier_from_headers(record.headers)
 
@@ -95,7 +78,7 @@ class FetchSpans:
             yield
 
     @contextmanager
-    def of(self, record: TracedRecord) -> Iterator[None]:
+    def of(self, record: Record) -> Iterator[None]:
         """The message's span current inside the block (its dead-letter send, its log line)."""
         span = self._spans.get(id(record))
         if span is None:
@@ -104,14 +87,14 @@ class FetchSpans:
         with use_span(span, end_on_exit=False):
             yield
 
-    def trace_of(self, record: TracedRecord) -> TraceCarrier:
+    def trace_of(self, record: Record) -> TraceCarrier:
         """The context of the span that processed the message; empty without one."""
         span = self._spans.get(id(record))
         if span is None or not span.get_span_context().is_valid:
             return NO_TRACE
         return carrier_of(set_span_in_context(span, Context()))
 
-    def dead_lettered(self, record: TracedRecord, reason: str, error: str) -> None:
+    def dead_lettered(self, record: Record, reason: str, error: str) -> None:
         span = self._spans.get(id(record))
         if span is not None and span.is_recording():
             span.add_event("dead_lettered", {"bcs.dead_letter.reason": reason, "error": error})
@@ -132,53 +115,40 @@ class FetchSpans:
 UNTRACED = FetchSpans(None, {})
 
 
-class EventTracing:
-    """Starts a fetch's spans with the tracer given (None: tracing off)."""
-
-    def __init__(self, tracer: Tracer | None) -> None:
-        self._tracer = tracer
-
-    @property
-    def enabled(self) -> bool:
-        return self._tracer is not None
-
-    def start(
-        self,
-        records: Sequence[TracedRecord],
-        translated: Sequence[tuple[TracedRecord, TranslatedMessage]],
-        untranslated: Sequence[UntranslatedMessage],
-    ) -> FetchSpans:
-        """A span for each of `records`, which are `translated` or `untranslated`."""
-        tracer = self._tracer
-        if tracer is None:
-            return UNTRACED
-        facts_of = {id(record): facts for record, facts in translated}
-        envelope_traces = {id(message.record): message.trace for message in untranslated}
-        envelope_traces.update((key, facts.trace) for key, facts in facts_of.items())
-        spans: dict[int, Span] = {}
-        for record in records:
-            key = id(record)
-            carrier = message_trace(record, envelope_traces.get(key, NO_TRACE))
-            attributes: dict[str, str | int] = {
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": record.topic,
-                "messaging.destination.partition.id": str(record.partition),
-                "messaging.kafka.offset": record.offset,
-            }
-            facts = facts_of.get(key)
-            if facts is not None:
-                attributes["messaging.message.id"] = facts.event_id
-                if facts.correlation_id is not None:
-                    attributes["bcs.correlation_id"] = facts.correlation_id
-                if facts.batch_id is not None:
-                    attributes["bcs.batch_id"] = facts.batch_id
-            spans[key] = tracer.start_span(
-                f"process {record.topic}",
-                # A message without a context starts a trace of its own, never a child of
-                # whatever happens to be current.
-                context=context_from(carrier) or Context(),
-                kind=SpanKind.CONSUMER,
-                attributes=attributes,
-            )
-        return FetchSpans(tracer, spans)
+def start_spans(
+    tracer: Tracer,
+    records: Sequence[Record],
+    translated: Sequence[tuple[Record, Event]],
+    envelope_traces: Mapping[int, TraceCarrier],
+) -> FetchSpans:
+    """A span for each of `records`; `envelope_traces`: by id() of a record the translation
+    refused, the trace context its envelope carried."""
+    facts_of = {id(record): facts for record, facts in translated}
+    traces = {**envelope_traces, **{key: facts.trace for key, facts in facts_of.items()}}
+    spans: dict[int, Span] = {}
+    for record in records:
+        key = id(record)
+        carrier = message_trace(record, traces.get(key, NO_TRACE))
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        }
+        facts = facts_of.get(key)
+        if facts is not None:
+            attributes["messaging.message.id"] = facts.event_id
+            if facts.correlation_id is not None:
+                attributes["bcs.correlation_id"] = facts.correlation_id
+            if facts.batch_id is not None:
+                attributes["bcs.batch_id"] = facts.batch_id
+        spans[key] = tracer.start_span(
+            f"process {record.topic}",
+            # A message without a context starts a trace of its own, never a child of
+            # whatever happens to be current.
+            context=context_from(carrier) or Context(),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+    return FetchSpans(tracer, spans)

@@ -7,10 +7,8 @@ them to BCS_DEV_STATE_FILE), else localhost:9092 and http://127.0.0.1:4002.
 
 import argparse
 import asyncio
-import json
 import sys
 import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -19,11 +17,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from batch_conductor_service.cli.commands import installed_version
+from batch_conductor_service import service_version
 from batch_conductor_service.cli.targets import (
     TargetUnknownError,
+    call_service,
     consumer_group_id,
-    internal_api_headers,
     kafka_bootstrap_servers,
     service_url,
 )
@@ -101,17 +99,19 @@ def sample_batch(batch_id: str) -> list[tuple[Topic, bytes]]:
     return events
 
 
+class ServiceRefusedError(Exception):
+    """The service refused a request; the message gives its own words."""
+
+
 def _define(base_url: str, batch_id: str) -> dict[str, Any]:
-    body = json.dumps({"batch_id": batch_id, "requested_pipeline": "cj_assessment"}).encode()
-    request = urllib.request.Request(
-        f"{base_url}/internal/v1/pipelines/define",
-        data=body,
-        headers={"Content-Type": "application/json", **internal_api_headers()},
-        method="POST",
+    url = f"{base_url}/internal/v1/pipelines/define"
+    status, answer = call_service(
+        url, {"batch_id": batch_id, "requested_pipeline": "cj_assessment"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+    if status != 200:
+        error = f"{answer.get('error')}: {answer.get('detail')}"
+        raise ServiceRefusedError(f"{url} answered {status} {error}")
+    return dict(answer)
 
 
 def _show(title: str, answer: dict[str, Any]) -> None:
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
     return parser
 
 
@@ -186,24 +186,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     try:
         sys.exit(asyncio.run(run(bootstrap, base_url, consumer_group_id())))
-    except StoreOutageError as exc:
+    except (StoreOutageError, ServiceRefusedError) as exc:
         print(f"bcs-demo: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except urllib.error.HTTPError as exc:
-        print(f"bcs-demo: {_answer(exc)}", file=sys.stderr)
         sys.exit(1)
     except (urllib.error.URLError, KafkaError, OSError, ValueError) as exc:
         print(f"bcs-demo: is the service running (bcs-dev)? {exc}", file=sys.stderr)
         sys.exit(1)
-
-
-def _answer(error: urllib.error.HTTPError) -> str:
-    """The service's own words for a refused request (a 503 names the store it cannot read)."""
-    try:
-        body = json.loads(error.read())
-        return f"{error.url} answered {error.code} {body['error']}: {body['detail']}"
-    except (ValueError, KeyError, TypeError):
-        return f"{error.url} answered {error.code} {error.reason}"
 
 
 if __name__ == "__main__":

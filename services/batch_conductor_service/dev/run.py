@@ -14,8 +14,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from batch_conductor_service import SERVICE_NAME
-from batch_conductor_service.cli.commands import installed_version
+from batch_conductor_service import SERVICE_NAME, service_version
 from batch_conductor_service.cli.serve import EXIT_BAD_SETTING, bind_or_exit, serve_or_exit
 from batch_conductor_service.dev.embedded_broker import EmbeddedBroker
 from batch_conductor_service.dev.settings import DevSettings, load_dev_settings
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
     return parser
 
 

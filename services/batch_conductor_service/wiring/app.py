@@ -31,7 +31,6 @@ from batch_conductor_service.wiring.tracing import (
     Tracing,
     instrument_app,
     stop_tracing_after_serving,
-    tracing_provider,
 )
 
 
@@ -67,7 +66,7 @@ def create_app(
         # After the request context is set up: its log context is cleared first.
         require_internal_api_key(app, settings.INTERNAL_API_KEY.get_secret_value(), metrics)
     setup_error_mapping(app)
-    container = build_container(settings, graph, metrics, [tracing_provider(tracing), *providers])
+    container = build_container(settings, graph, metrics, tracing, providers)
     setup_lifecycle(app, container)
     stop_tracing_after_serving(app, tracing)
     return app

@@ -41,6 +41,7 @@ class CoreProvider(Provider):
     graph = from_context(provides=StepGraph)
     registry = from_context(provides=CollectorRegistry)
     metrics = from_context(provides=BcsMetrics)
+    tracing = from_context(provides=Tracing)
     serving = provide(Serving)
 
 

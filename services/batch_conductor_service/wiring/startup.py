@@ -1,8 +1,11 @@
 """Builds the one container and ties its lifetime, and the app's error mapping, to the app."""
 
+import asyncio
 import math
+import time
 from collections.abc import Sequence
 
+import structlog
 from dishka import AsyncContainer, Provider, make_async_container
 from prometheus_client import CollectorRegistry
 from quart import Quart, Response, request
@@ -26,18 +29,21 @@ from batch_conductor_service.wiring.settings import (
     Settings,
     platform_key_is_set,
 )
-from batch_conductor_service.wiring.shutdown import ShutdownBudget
+from batch_conductor_service.wiring.tracing import Tracing
 from huleedu_service_libs.http_metrics import HttpMetrics
 from huleedu_service_libs.log_bounds import clip
-from huleedu_service_libs.logging_utils import clear_log_context, get_logger
+from huleedu_service_libs.logging_utils import get_logger
 
 logger = get_logger(__name__)
+# Of the one budget (SHUTDOWN_TIMEOUT_SECONDS) after serving stops, the consumer's share.
+CONSUMER_SHARE = 0.6
 
 
 def build_container(
     settings: Settings,
     graph: StepGraph,
     metrics: BcsMetrics,
+    tracing: Tracing,
     providers: Sequence[Provider] = (),
 ) -> AsyncContainer:
     # Later providers override earlier ones, which is how tests swap in fakes.
@@ -49,52 +55,39 @@ def build_container(
             StepGraph: graph,
             CollectorRegistry: metrics.registry,
             BcsMetrics: metrics,
+            Tracing: tracing,
         },
     )
 
 
-class Dependencies:
-    """What the service cannot run without (the stores and what /healthz asks), opened once."""
-
-    def __init__(self, container: AsyncContainer) -> None:
-        self._container = container
-        self._opened = False
-
-    async def open(self) -> None:
-        """Says in one line what the service runs with, then opens the stores, so that a bad
-        setup fails start-up (a StartupError names the setting); whatever was opened before
-        the failure is closed again."""
-        if self._opened:
-            return
-        settings = await self._container.get(Settings)
-        logger.info("service_configured", **settings.in_use())
-        try:
-            await self._container.get(BatchStateRepositoryProtocol)
-            await self._container.get(HealthReporters)
-        except BaseException:
-            await self._container.close()
-            raise
-        self._opened = True
-
-
 async def open_dependencies(app: Quart) -> None:
-    """For `bcs` before it serves: a store that cannot be reached is then its one line, not a
-    traceback from inside the ASGI lifespan (which loses the error's type). The start-up hook
-    opens them too, for an app run otherwise (tests); once open, that costs nothing."""
-    dependencies: Dependencies = app.extensions[_DEPENDENCIES]
-    await dependencies.open()
+    """Says in one line what the service runs with, then opens what it cannot run without (the
+    stores and what /healthz asks), so that a bad setup fails start-up (a StartupError names the
+    setting); whatever was opened before the failure is closed again. `bcs` calls it before it
+    serves (a store that cannot be reached is then its one line, not a traceback from inside the
+    ASGI lifespan), the start-up hook again for an app run otherwise (tests): once is enough."""
+    if app.extensions.get(_OPENED):
+        return
+    container: AsyncContainer = app.extensions["QUART_DISHKA"].container
+    logger.info("service_configured", **(await container.get(Settings)).in_use())
+    try:
+        await container.get(BatchStateRepositoryProtocol)
+        await container.get(HealthReporters)
+    except BaseException:
+        await container.close()
+        raise
+    app.extensions[_OPENED] = True
 
 
-_DEPENDENCIES = "bcs_dependencies"
+_OPENED = "bcs_dependencies_opened"
 
 
 def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
     QuartDishka(app=app, container=container)
-    dependencies = app.extensions[_DEPENDENCIES] = Dependencies(container)
 
     @app.before_serving
     async def _start() -> None:
-        await dependencies.open()
+        await open_dependencies(app)
         settings = await container.get(Settings)
         if platform_key_is_set():
             logger.info(
@@ -113,14 +106,18 @@ def setup_lifecycle(app: Quart, container: AsyncContainer) -> None:
     @app.after_serving
     async def _stop() -> None:
         (await container.get(Serving)).begin_shutdown()
-        settings = await container.get(Settings)
-        budget = ShutdownBudget(settings.SHUTDOWN_TIMEOUT_SECONDS)
+        budget = (await container.get(Settings)).SHUTDOWN_TIMEOUT_SECONDS
+        deadline = time.monotonic() + budget
         try:
-            consumer = await container.get(EventConsumer)
-            await consumer.stop(budget.for_consumer)
+            # Its stop commits the batch in hand and leaves the group; the clients get the rest.
+            await (await container.get(EventConsumer)).stop(budget * CONSUMER_SHARE)
         finally:
-            # Whatever happened to the consumer, the Redis, PostgreSQL and Kafka clients close.
-            await budget.close_within(container.close, "container")
+            # Whatever happened to the consumer, the Redis, PostgreSQL and Kafka clients close;
+            # cut short, whatever close had not reached is left open until the process exits.
+            try:
+                await asyncio.wait_for(container.close(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                logger.error("shutdown_close_timed_out", closing="container")
         logger.info("service_stopped")
 
 
@@ -129,7 +126,7 @@ def setup_request_context(app: Quart, http_metrics: HttpMetrics) -> None:
     @app.before_request
     async def _start_request() -> None:
         http_metrics.start_timer()
-        clear_log_context()
+        structlog.contextvars.clear_contextvars()
 
     @app.after_request
     async def _finish_request(response: Response) -> Response:

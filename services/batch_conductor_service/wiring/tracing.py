@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dishka import Provider, Scope, provide
 from opentelemetry.trace import Tracer
 from quart import Quart
 
 from batch_conductor_service import SERVICE_NAME as BCS_SERVICE_NAME
+from batch_conductor_service import service_version
 from batch_conductor_service.api.tracing import annotate_request_spans
-from batch_conductor_service.metrics import BcsMetrics, service_version
+from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.wiring.settings import Settings, SettingsError
 from huleedu_service_libs.logging_utils import get_logger, include_trace_ids
 
@@ -158,10 +158,6 @@ class Tracing:
             return cls(None)
         return cls(config, resource=service_resource(settings))
 
-    @property
-    def enabled(self) -> bool:
-        return self.provider is not None
-
     def start(self, metrics: BcsMetrics) -> None:
         """Starts exporting (counting into `metrics`) and instruments Redis and asyncpg
         (process-wide patches: one app per process serves)."""
@@ -222,19 +218,6 @@ class Tracing:
 def _settle(future: "asyncio.Future[None]") -> None:
     if not future.done():
         future.set_result(None)
-
-
-def tracing_provider(tracing: Tracing) -> Provider:
-    """Gives the container the app's Tracing (the consumer's pipeline takes its tracer)."""
-
-    class _TracingProvider(Provider):
-        scope = Scope.APP
-
-        @provide
-        def tracing(self) -> Tracing:
-            return tracing
-
-    return _TracingProvider()
 
 
 def instrument_app(app: Quart, tracing: Tracing, metrics: BcsMetrics) -> None:

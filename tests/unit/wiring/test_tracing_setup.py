@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
 
+from batch_conductor_service import service_version
 from batch_conductor_service.dev.embedded_broker import free_port
-from batch_conductor_service.metrics import BcsMetrics, service_version
+from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.wiring.settings import SettingsError
 from batch_conductor_service.wiring.tracing import (
     Tracing,
@@ -29,7 +30,7 @@ ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 def test_without_an_endpoint_tracing_is_off() -> None:
     assert tracing_config(unit_settings(), {}) is None
     assert tracing_config(unit_settings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}) is None
-    assert not Tracing(None).enabled
+    assert Tracing(None).provider is None
 
 
 def test_bcs_tracing_enabled_false_or_the_sdk_disabled_turns_it_off_whatever_the_endpoint() -> None:
