@@ -9,6 +9,7 @@ ERROR (the middleware, by the HTTP semantic conventions; a 4xx is the caller's e
 it unset), and an unhandled error is recorded on it with its exception.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -36,6 +37,34 @@ _ATTRIBUTES = {
     "final_pipeline": "bcs.final_pipeline",
     "pruned": "bcs.pruned_steps",
 }
+
+
+# The headers OpenTelemetry's default propagators read (W3C trace context and baggage): ASCII
+# by their specifications.
+_PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+# An ASGI application: (scope, receive, send).
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def without_unreadable_trace_headers(app: Asgi) -> Asgi:
+    """Drops a propagation header that is not ASCII before OpenTelemetry's middleware reads it:
+    its header decoding raises on some such bytes (0x80 then a backslash: not UTF-8, then a
+    dangling escape), which would answer a 500 before any route runs. Invalid either way, the
+    request then starts a trace of its own."""
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and any(
+            name in _PROPAGATED and not value.isascii() for name, value in scope["headers"]
+        ):
+            headers = [
+                (name, value)
+                for name, value in scope["headers"]
+                if name not in _PROPAGATED or value.isascii()
+            ]
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return asgi
 
 
 def annotate_request_spans(app: Quart) -> None:

@@ -21,7 +21,10 @@ from quart import Quart
 
 from batch_conductor_service import SERVICE_NAME as BCS_SERVICE_NAME
 from batch_conductor_service import service_version
-from batch_conductor_service.api.tracing import annotate_request_spans
+from batch_conductor_service.api.tracing import (
+    annotate_request_spans,
+    without_unreadable_trace_headers,
+)
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.wiring.settings import Settings, SettingsError
 from huleedu_service_libs.logging_utils import get_logger, include_trace_ids
@@ -230,7 +233,7 @@ def instrument_app(app: Quart, tracing: Tracing, metrics: BcsMetrics) -> None:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.metrics import NoOpMeterProvider
 
-    app.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign, assignment]
+    middleware = OpenTelemetryMiddleware(
         app.asgi_app,
         # The method alone until the route is known (api/tracing.py renames the span): the
         # path holds batch ids.
@@ -241,6 +244,7 @@ def instrument_app(app: Quart, tracing: Tracing, metrics: BcsMetrics) -> None:
         # One span per request: the body's receive and the response's send add nothing.
         exclude_spans=["receive", "send"],
     )
+    app.asgi_app = without_unreadable_trace_headers(middleware)  # type: ignore[method-assign, assignment]
     annotate_request_spans(app)
 
     @app.before_serving

@@ -275,3 +275,23 @@ async def test_the_openapi_document_describes_the_trace_headers(traced: Traced) 
     assert re.fullmatch(pattern, sent.headers["X-Trace-Id"])
     parameters = {p["name"] for p in define["parameters"] if p["in"] == "header"}
     assert {"traceparent", "tracestate"} <= parameters
+
+
+@pytest.mark.parametrize("header", [b"traceparent", b"tracestate", b"baggage"])
+def test_a_propagation_header_opentelemetry_cannot_decode_starts_a_trace_of_its_own(
+    hostile_app: Traced, header: bytes
+) -> None:
+    # Found by the test above: neither UTF-8 nor a complete escape, OpenTelemetry's ASGI
+    # middleware raised decoding it, and the request answered 500 before any route ran.
+    headers = [(header, b"\x80\\")]
+    if header != b"traceparent":
+        headers.insert(0, (b"traceparent", TRACEPARENT.encode()))
+    loop: asyncio.AbstractEventLoop = hostile_app.loop  # type: ignore[attr-defined]
+    status, response_headers = loop.run_until_complete(raw_define(hostile_app.app, headers))
+    assert status == 200
+    trace_id = response_headers["x-trace-id"]
+    if header == b"traceparent":
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+        assert trace_id != "0" * 32
+    else:
+        assert trace_id == TRACE_ID  # the valid traceparent beside it is still continued
