@@ -12,6 +12,7 @@ from batch_conductor_service.domain.batch_state import (
     RosterSource,
     StepOutcome,
 )
+from batch_conductor_service.stores.redis.layout import SEPARATOR
 from common_core.enums import BatchPhaseStatus
 
 T0 = datetime(2025, 6, 21, 12, 0, tzinfo=UTC)
@@ -20,6 +21,11 @@ STEPS = ("spellcheck", "nlp")
 
 essay_ids = st.sampled_from(ESSAYS)
 steps = st.sampled_from(STEPS)
+# A fact's name as Redis holds it, with anything the edge lets through (no control character but
+# the step/essay separator, which every essay result's name holds).
+fact_names = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")) | st.just(SEPARATOR), min_size=1, max_size=40
+)
 # Few distinct times, so equal times (ties broken by status) come up.
 times = st.integers(min_value=0, max_value=3).map(lambda m: T0 + timedelta(minutes=m))
 

@@ -19,6 +19,7 @@ from batch_conductor_service.domain.batch_state import (
 from batch_conductor_service.metrics import BcsMetrics
 from batch_conductor_service.stores.memory import InMemoryBatchStateRepository
 from batch_conductor_service.stores.redis import store
+from batch_conductor_service.stores.redis.layout import ADD_FACTS_SCRIPT, joined_names
 from tests.integration.stores.builders import change_builders, essays, roster, view
 from tests.integration.stores.conftest import (
     TTL_SECONDS,
@@ -27,6 +28,7 @@ from tests.integration.stores.conftest import (
     make_redis_repository,
     rival_writes_before_every_exec,
 )
+from tests.support.change_strategies import fact_names
 from tests.support.hypothesis_profiles import examples
 
 APPLIED = ApplyResult.APPLIED
@@ -147,3 +149,28 @@ async def test_under_the_record_only_batches_redis_holds_at_the_right_version_ar
         assert reply.counts.counts_for("spellcheck").succeeded == 1
     assert (await repository.read_counts(behind)).version == 1  # left for the record to rebuild
     assert (await repository.read_counts(lost)).lost
+
+
+@settings(
+    max_examples=examples(50),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(names=st.lists(fact_names, min_size=1, max_size=60, unique=True))
+async def test_the_fact_script_adds_exactly_the_names_it_is_given(
+    redis_client: Redis, key_prefix: str, names: list[str]
+) -> None:
+    key = f"{key_prefix}:{{facts}}"
+    await redis_client.delete(key)
+    await redis_client.eval(ADD_FACTS_SCRIPT, 1, key, joined_names(names))
+    assert await redis_client.hgetall(key) == dict.fromkeys(names, "")
+
+
+async def test_the_fact_script_adds_more_names_than_one_lua_unpack_holds(
+    redis_client: Redis, key_prefix: str
+) -> None:
+    # Lua's unpack() holds about 8,000 values: 9,001 names are 18,002, in five HSETs.
+    names = [f"reg:essay-{i}" for i in range(9_001)]
+    key = f"{key_prefix}:{{facts}}"
+    await redis_client.eval(ADD_FACTS_SCRIPT, 1, key, joined_names(names))
+    assert set(await redis_client.hkeys(key)) == set(names)

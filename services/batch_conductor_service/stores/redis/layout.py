@@ -97,26 +97,54 @@ def score_time(score: float | str) -> datetime:
     return _EPOCH + timedelta(microseconds=int(float(score)))
 
 
-# A fact is its field's name; the value says nothing. Bytes, as redis-py's asyncio connections
-# pack every argument in Python and take bytes as they are.
-NO_VALUE = b""
-
-
-def facts_fields(facts: BatchFacts, *, with_event_ids: bool) -> dict[str, str | bytes]:
-    """The hash fields that spell the facts (not the version): to be added, never replaced."""
-    fields: dict[str, str | bytes] = {}
+def fact_names(facts: BatchFacts, *, with_event_ids: bool) -> list[str]:
+    """The hash fields that spell the facts (not the version): to be added, never replaced. A
+    fact is its field's name; the value says nothing (empty)."""
+    names: list[str] = []
     for source, essays in facts.rosters.items():
-        fields[ROSTER[source]] = NO_VALUE
-        fields.update((f"{ROSTER[source]}:{essay}", NO_VALUE) for essay in essays)
+        names.append(ROSTER[source])
+        names.extend(f"{ROSTER[source]}:{essay}" for essay in essays)
     for prefix, by_step in ((SUCCEEDED, facts.succeeded), (FAILED, facts.failed)):
-        fields.update(
-            (f"{prefix}{step}{SEPARATOR}{essay}", NO_VALUE)
+        names.extend(
+            f"{prefix}{step}{SEPARATOR}{essay}"
             for step, essays in by_step.items()
             for essay in essays
         )
     if with_event_ids:
-        fields.update((EVENT_ID + event_id, NO_VALUE) for event_id in facts.event_ids)
-    return fields
+        names.extend(EVENT_ID + event_id for event_id in facts.event_ids)
+    return names
+
+
+# Record separator: ids, step names and event ids never hold a control character (the edge
+# refuses them: common_core's `printable`), so it can join field names into one argument.
+NAME_SEPARATOR = "\x1e"
+
+
+def joined_names(names: Sequence[str]) -> str:
+    """The fields as ADD_FACTS_SCRIPT's one argument. Raises ValueError for a name holding the
+    separator, which the edge never lets through: joined, it would split into other facts."""
+    joined = NAME_SEPARATOR.join(names)
+    if joined.count(NAME_SEPARATOR) != max(len(names) - 1, 0):
+        raise ValueError("a fact's name holds the record separator (\\x1e)")
+    return joined
+
+
+# Adds empty-valued fields to the facts hash, their names joined into ARGV[1]. It exists for
+# speed alone: redis-py's asyncio connections pack every argument in Python (about 1 us each),
+# and a batch's facts are most of a write's arguments, two each as HSET's field and value.
+# Sent with EVAL inside the write's MULTI, never EVALSHA: a script cache emptied meanwhile (a
+# restart, a failover) would fail that one command while the rest of the transaction ran, and a
+# cluster's redis-py pipeline refuses EVALSHA. HSET in chunks: Lua's unpack holds about 8,000.
+ADD_FACTS_SCRIPT = """
+local fields = {}
+for name in string.gmatch(ARGV[1], '[^\\30]+') do
+  fields[#fields + 1] = name
+  fields[#fields + 1] = ''
+end
+for first = 1, #fields, 4000 do
+  redis.call('HSET', KEYS[1], unpack(fields, first, math.min(first + 3999, #fields)))
+end
+"""
 
 
 def outcome_scores(facts: BatchFacts) -> dict[str, int]:

@@ -52,6 +52,7 @@ from batch_conductor_service.stores.redis.connection import (
     size_bounded,
 )
 from batch_conductor_service.stores.redis.layout import (
+    ADD_FACTS_SCRIPT,
     COUNT_SCRIPT,
     DAMAGED,
     EVENT_ID,
@@ -60,7 +61,8 @@ from batch_conductor_service.stores.redis.layout import (
     VERSION,
     BatchKeys,
     CountReply,
-    facts_fields,
+    fact_names,
+    joined_names,
     outcome_scores,
     parse_count_reply,
     parse_outcomes,
@@ -167,7 +169,7 @@ class RedisBatchStateRepository:
                     self._queue(
                         pipe,
                         self.keys(batch_id),
-                        facts_fields(added, with_event_ids=True),
+                        fact_names(added, with_event_ids=True),
                         outcome_scores(added),
                         version=0 if read.version is None else None,
                         damaged=read.damaged,
@@ -205,7 +207,7 @@ class RedisBatchStateRepository:
                         self._queue(
                             pipe,
                             self.keys(batch_id),
-                            facts_fields(done.added, with_event_ids=False),
+                            fact_names(done.added, with_event_ids=False),
                             outcome_scores(done.added),
                             version=done.version,
                         )
@@ -244,7 +246,7 @@ class RedisBatchStateRepository:
             self._queue(
                 pipe,
                 keys,
-                facts_fields(facts, with_event_ids=False),
+                fact_names(facts, with_event_ids=False),
                 outcome_scores(facts),
                 version=version,
             )
@@ -355,18 +357,19 @@ class RedisBatchStateRepository:
         self,
         pipe: Pipe,
         keys: BatchKeys,
-        fields: dict[str, str | bytes],
+        names: list[str],
         scores: dict[str, int],
         *,
         version: int | None = None,
         damaged: bool = False,
     ) -> None:
-        if version is not None:
-            fields[VERSION] = str(version)
+        if names:
+            pipe.eval(ADD_FACTS_SCRIPT, 1, keys.facts, joined_names(names))
+        flags = {VERSION: str(version)} if version is not None else {}
         if damaged:
-            fields[DAMAGED] = "1"
-        if fields:
-            pipe.hset(keys.facts, mapping=fields)
+            flags[DAMAGED] = "1"
+        if flags:
+            pipe.hset(keys.facts, mapping=flags)
         # Every write leaves the outcomes key there, so that facts without it mean a lost key.
         pipe.zadd(keys.outcomes, {LAST_EVENT: 0, **scores}, gt=True)
         pipe.delete(keys.counts)
@@ -456,8 +459,8 @@ def fallback_commands(keys: BatchKeys, change: BatchChange) -> list[tuple[Any, .
         BatchFacts(facts.batch_id, failed=facts.failed),
         BatchFacts(facts.batch_id, succeeded=facts.succeeded),
     ):
-        if fields := facts_fields(part, with_event_ids=False):
-            commands.append(("HSET", keys.facts, *(x for f in fields.items() for x in f)))
+        if names := fact_names(part, with_event_ids=False):
+            commands.append(("HSET", keys.facts, *(x for name in names for x in (name, ""))))
     if finishing:
         commands.append(("ZADD", keys.outcomes, "GT", *_score_args(finishing)))
     return commands
