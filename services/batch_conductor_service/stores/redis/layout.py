@@ -129,12 +129,13 @@ def joined_names(names: Sequence[str]) -> str:
     return joined
 
 
-# Adds empty-valued fields to the facts hash, their names joined into ARGV[1]. It exists for
-# speed alone: redis-py's asyncio connections pack every argument in Python (about 1 us each),
-# and a batch's facts are most of a write's arguments, two each as HSET's field and value.
-# Sent with EVAL inside the write's MULTI, never EVALSHA: a script cache emptied meanwhile (a
-# restart, a failover) would fail that one command while the rest of the transaction ran, and a
-# cluster's redis-py pipeline refuses EVALSHA. HSET in chunks: Lua's unpack holds about 8,000.
+# Adds empty-valued fields to the facts hash, their names joined into ARGV[1]: the one way facts
+# are written, in the transaction and by the fallback alike. It exists for speed alone: redis-py's
+# asyncio connections pack every argument in Python (about 1 us each), and a batch's facts are
+# most of a write's arguments, two each as HSET's field and value. Sent with EVAL, never EVALSHA:
+# inside MULTI, a script cache emptied meanwhile (a restart, a failover) would fail that one
+# command while the rest of the transaction ran, and a cluster's redis-py pipeline refuses
+# EVALSHA. HSET in chunks: Lua's unpack holds about 8,000.
 ADD_FACTS_SCRIPT = """
 local fields = {}
 for name in string.gmatch(ARGV[1], '[^\\30]+') do

@@ -460,7 +460,7 @@ def fallback_commands(keys: BatchKeys, change: BatchChange) -> list[tuple[Any, .
         BatchFacts(facts.batch_id, succeeded=facts.succeeded),
     ):
         if names := fact_names(part, with_event_ids=False):
-            commands.append(("HSET", keys.facts, *(x for name in names for x in (name, ""))))
+            commands.append(("EVAL", ADD_FACTS_SCRIPT, 1, keys.facts, joined_names(names)))
     if finishing:
         commands.append(("ZADD", keys.outcomes, "GT", *_score_args(finishing)))
     return commands
